@@ -1,0 +1,62 @@
+"""Configuration, read from the environment. `create_app(config)` takes one of these classes.
+
+DATABASE_URL selects the database (SQLite file by default, so a new user needs nothing else);
+REDIS_URL the shared store for rate limits in production; SECRET_KEY must be set in production.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'parkflow.db'}")
+    PROCESS_DEFS = os.environ.get("PROCESS_DEFS", str(BASE_DIR / "process_defs"))
+    CALENDARS = os.environ.get("CALENDARS", str(BASE_DIR / "process_defs" / "calendars"))
+    REDIS_URL = os.environ.get("REDIS_URL")
+    RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "workflow_app" / "translations")
+    WTF_CSRF_TIME_LIMIT = None  # the session lifetime limits the token already
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+    ADMIN_IDLE_MINUTES = int(os.environ.get("ADMIN_IDLE_MINUTES", "15"))
+    SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", "12"))
+    LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
+    LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "30"))
+    PASSWORD_MAX_AGE_DAYS = int(os.environ.get("PASSWORD_MAX_AGE_DAYS", "90"))
+    LOG_RETENTION_DAYS = max(185, int(os.environ.get("LOG_RETENTION_DAYS", "185")))
+    DEMO_ALLOWED = True
+    TESTING = False
+
+
+class DevConfig(Config):
+    DEBUG = False
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    DATABASE_URL = os.environ.get("TEST_APP_DATABASE_URL", "sqlite://")
+    RATELIMIT_STORAGE_URI = "memory://"
+
+
+class ProdConfig(Config):
+    DEMO_ALLOWED = False
+    SESSION_COOKIE_SECURE = True
+
+    def __init__(self) -> None:
+        if not os.environ.get("SECRET_KEY"):
+            raise RuntimeError("SECRET_KEY must be set in production")
+        if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+            raise RuntimeError("production needs DATABASE_URL pointing at PostgreSQL")
+
+
+def by_name(name: str | None) -> type[Config]:
+    return {"dev": DevConfig, "test": TestConfig, "prod": ProdConfig}.get(name or "dev", DevConfig)

@@ -1,0 +1,104 @@
+"""Shared fixtures: a migrated database per backend (SQLite always; PostgreSQL when
+TEST_DATABASE_URL is set), emptied between tests, and a Workflow service over test definitions."""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import text
+
+from workflow_app.database import Database
+from workflow_app.models import Base
+from workflow_app.services.definitions import DefinitionStore
+from workflow_app.services.workflow import Workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def migrate(url: str) -> None:
+    cfg = AlembicConfig(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+def empty(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for name in tables:
+                conn.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    else:
+        url = PG_URL
+        db = Database(url)
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        db.dispose()
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def _session_db(database_url):
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def db(_session_db) -> Database:
+    empty(_session_db)
+    return _session_db
+
+
+@pytest.fixture(scope="session")
+def defs_dir(tmp_path_factory) -> Path:
+    """Test definitions beside the real organisation file."""
+    path = tmp_path_factory.mktemp("defs")
+    shutil.copy(ROOT / "process_defs" / "organisation.yaml", path)
+    for f in (ROOT / "tests" / "fixtures").glob("*.yaml"):
+        shutil.copy(f, path)
+    return path
+
+
+class Clock:
+    """A settable clock for services (tests freeze time rather than sleep)."""
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now or datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(defs_dir) -> DefinitionStore:
+    return DefinitionStore(defs_dir)
+
+
+@pytest.fixture
+def workflow(store, clock) -> Workflow:
+    from workflow_app.engine.calendar import WorkingCalendar
+    return Workflow(store, WorkingCalendar.from_directory(ROOT / "process_defs" / "calendars"), clock)

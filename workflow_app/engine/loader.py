@@ -1,0 +1,322 @@
+"""YAML -> validated, compiled `ProcessSpec`.
+
+Every problem is reported as `FILE:LINE: KEY: message` (all of them at once, not only the first),
+so `flask defs validate` can list them for the IT staff who wrote the file. The content hash of
+the file (SHA-256 of its text with LF line endings) is the version identity: the same hash an
+auditor gets from `sha256sum` on the file kept in the database.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from pydantic import ValidationError
+
+from . import safe_yaml
+from .conditions import ConditionSyntaxError, compile_condition
+from .errors import DefinitionError, Problem
+from .organisation import Organisation, load_organisation
+from .schema import Assign, Deadline, ProcessDef, StepType
+from .spec import (BUILTIN_TRIGGERS, GENERIC_ACTIONS, AssignSpec, BranchSpec, DeadlineSpec,
+                   FieldSpec, ProcessSpec, RuleSpec, RungSpec, StepSpec, TransitionSpec)
+
+ORGANISATION_FILE = "organisation.yaml"
+SPECIAL_DEPARTMENTS = ("$submitter", "$submitter_group")
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
+
+
+def load_text(text: str | bytes, source: str = "<string>",
+              org: Organisation | None = None) -> ProcessSpec:
+    """Parse, validate and compile one definition; raise DefinitionError listing every problem."""
+    located = safe_yaml.load(text, source)
+    raw_text = text.decode("utf-8") if isinstance(text, bytes) else text
+    try:
+        parsed = ProcessDef.model_validate(located.data)
+    except ValidationError as exc:
+        raise DefinitionError([_pydantic_problem(located, err) for err in exc.errors()]) from None
+    return _Compiler(parsed, located, raw_text, org).compile()
+
+
+def load_file(path: str | Path, org: Organisation | None = None) -> ProcessSpec:
+    path = Path(path)
+    return load_text(path.read_bytes(), str(path), org)
+
+
+@dataclass
+class Catalogue:
+    """Everything in a definitions directory: the organisation and each process by key."""
+
+    organisation: Organisation
+    specs: dict[str, ProcessSpec] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def definition_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.glob("*.yaml") if f.name != ORGANISATION_FILE))
+        else:
+            files.append(p)
+    return files
+
+
+def load_catalogue(paths: list[str | Path], organisation_file: str | Path | None = None) -> Catalogue:
+    """Load the organisation and every process file; collect problems instead of stopping."""
+    paths = [Path(p) for p in paths]
+    org_path = Path(organisation_file) if organisation_file else next(
+        (p / ORGANISATION_FILE for p in paths if p.is_dir() and (p / ORGANISATION_FILE).exists()),
+        None)
+    if org_path is None:
+        first = paths[0] if paths else Path("process_defs")
+        org_path = (first if first.is_dir() else first.parent) / ORGANISATION_FILE
+    problems: list[Problem] = []
+    try:
+        org = load_organisation(org_path)
+    except FileNotFoundError:
+        org = Organisation()
+        problems.append(Problem(str(org_path), 1, "<file>", "organisation file not found"))
+    except DefinitionError as exc:
+        org = Organisation()
+        problems.extend(exc.problems)
+    catalogue = Catalogue(org, problems=problems)
+    for path in definition_files(paths):
+        try:
+            spec = load_file(path, org if org.departments else None)
+        except FileNotFoundError:
+            catalogue.problems.append(Problem(str(path), 1, "<file>", "file not found"))
+            continue
+        except DefinitionError as exc:
+            catalogue.problems.extend(exc.problems)
+            continue
+        if spec.key in catalogue.specs:
+            catalogue.problems.append(Problem(str(path), 1, "key",
+                                              f"process key {spec.key!r} also defined in "
+                                              f"{catalogue.specs[spec.key].source}"))
+            continue
+        catalogue.specs[spec.key] = spec
+    for spec in catalogue.specs.values():
+        for step in spec.steps.values():
+            if step.type is StepType.subprocess and step.process not in catalogue.specs:
+                catalogue.problems.append(Problem(
+                    spec.source, step.line, f"steps.{step.id}.process",
+                    f"unknown process {step.process!r}"))
+    return catalogue
+
+
+def _pydantic_problem(located: safe_yaml.Located, err: dict) -> Problem:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    return Problem(located.source, located.line_of(loc), safe_yaml.key_path(loc), message)
+
+
+class _Compiler:
+    """Cross-reference checks and compilation of one parsed definition."""
+
+    def __init__(self, parsed: ProcessDef, located: safe_yaml.Located, text: str,
+                 org: Organisation | None):
+        self.d = parsed
+        self.loc = located
+        self.text = text
+        self.org = org
+        self.problems: list[Problem] = []
+        self.field_names = {f.name for f in parsed.fields}
+
+    def problem(self, path: tuple, message: str) -> None:
+        self.problems.append(Problem(self.loc.source, self.loc.line_of(path),
+                                     safe_yaml.key_path(path), message))
+
+    def condition(self, source: str | None, path: tuple):
+        if source is None:
+            return None
+        try:
+            return compile_condition(source, self.field_names)
+        except ConditionSyntaxError as exc:
+            self.problem(path, f"condition {source!r}: {exc}")
+            return None
+
+    def compile(self) -> ProcessSpec:
+        d = self.d
+        fields = self._fields()
+        steps = self._steps()
+        transitions = self._transitions(steps)
+        if self.problems:
+            raise DefinitionError(self.problems)
+        spec = ProcessSpec(
+            key=d.key, version=d.version, title=d.title, subject=d.subject,
+            description=d.description, rules=d.rules, fields=tuple(fields),
+            steps=MappingProxyType(steps), transitions=tuple(transitions),
+            content_hash=content_hash(self.text), source=self.loc.source, source_text=self.text,
+            title_field=d.title_field)
+        self._graph_checks(spec)
+        if self.problems:
+            raise DefinitionError(self.problems)
+        return spec
+
+    def _fields(self) -> list[FieldSpec]:
+        seen: set[str] = set()
+        out = []
+        step_ids = {s.id for s in self.d.steps}
+        for i, f in enumerate(self.d.fields):
+            if f.name in seen:
+                self.problem(("fields", i, "name"), f"duplicate field {f.name!r}")
+            seen.add(f.name)
+            for j, s in enumerate(f.editable_at):
+                if s not in step_ids:
+                    self.problem(("fields", i, "editable_at", j), f"unknown step {s!r}")
+            out.append(FieldSpec(f.name, f.type, f.label, f.required, f.unit, tuple(f.choices or ()),
+                                 f.min, f.max, f.max_length, frozenset(f.editable_at)))
+        if self.d.title_field and self.d.title_field not in seen:
+            self.problem(("title_field",), f"unknown field {self.d.title_field!r}")
+        return out
+
+    def _assign(self, a: Assign, path: tuple) -> AssignSpec:
+        rows = []
+        if a.rule is not None:
+            for i, row in enumerate(a.rule):
+                if row.when is None and i != len(a.rule) - 1:
+                    self.problem(path + ("rule", i, "when"), "only the last row may omit 'when'")
+                if (row.department is None) == (row.department_field is None):
+                    self.problem(path + ("rule", i), "give exactly one of 'department' or 'department_field'")
+                self._check_department(row.department, row.department_field, path + ("rule", i))
+                self._check_role(row.role, path + ("rule", i, "role"))
+                rows.append(RuleSpec(self.condition(row.when, path + ("rule", i, "when")),
+                                     row.department, row.department_field, row.role))
+        else:
+            self._check_department(a.department, a.department_field, path)
+            self._check_role(a.role, path + ("role",))
+        return AssignSpec(a.department, a.department_field, a.role, tuple(rows))
+
+    def _check_department(self, dept: str | None, dept_field: str | None, path: tuple) -> None:
+        if dept_field is not None and dept_field not in self.field_names:
+            self.problem(path + ("department_field",), f"unknown field {dept_field!r}")
+        if dept is None or dept in SPECIAL_DEPARTMENTS or self.org is None:
+            return
+        if dept not in self.org.departments:
+            self.problem(path + ("department",), f"unknown department {dept!r}")
+
+    def _check_role(self, role: str | None, path: tuple) -> None:
+        if role and self.org is not None and role not in self.org.roles:
+            self.problem(path, f"unknown role {role!r}")
+
+    def _deadline(self, dl: Deadline | None, path: tuple, in_branch: bool) -> DeadlineSpec | None:
+        if dl is None:
+            return None
+        if dl.deemed_consent and not in_branch:
+            self.problem(path + ("deemed_consent",), "deemed consent (逾期视为同意) applies to parallel branches only")
+        rungs = []
+        for i, r in enumerate(dl.escalation):
+            notify = r.notify if isinstance(r.notify, str) else self._assign(r.notify, path + ("escalation", i, "notify"))
+            rungs.append(RungSpec(r.at_days, notify))
+        return DeadlineSpec(dl.working_days, dl.deemed_consent, tuple(rungs))
+
+    def _steps(self) -> dict[str, StepSpec]:
+        steps: dict[str, StepSpec] = {}
+        starts = [i for i, s in enumerate(self.d.steps) if s.type is StepType.start]
+        if len(starts) != 1:
+            self.problem(("steps",), f"exactly one start step is needed, found {len(starts)}")
+        if not any(s.type is StepType.end for s in self.d.steps):
+            self.problem(("steps",), "at least one end step is needed")
+        for i, s in enumerate(self.d.steps):
+            path = ("steps", i)
+            if s.id in steps:
+                self.problem(path + ("id",), f"duplicate step {s.id!r}")
+            branches = []
+            seen_branches: set[str] = set()
+            for j, b in enumerate(s.branches or ()):
+                bpath = path + ("branches", j)
+                if b.id in seen_branches:
+                    self.problem(bpath + ("id",), f"duplicate branch {b.id!r}")
+                seen_branches.add(b.id)
+                if b.mode.value == "quorum" and not b.quorum:
+                    self.problem(bpath + ("quorum",), "mode quorum needs 'quorum'")
+                branches.append(BranchSpec(b.id, b.title, self._assign(b.assign, bpath + ("assign",)),
+                                           b.mode, b.quorum, self._deadline(b.deadline, bpath + ("deadline",), True)))
+            for j, action in enumerate(s.opinion_required):
+                if action not in BUILTIN_TRIGGERS + GENERIC_ACTIONS and action not in self._custom_triggers():
+                    self.problem(path + ("opinion_required", j), f"unknown action {action!r}")
+            for field_name, src in s.inputs.items():
+                if src not in self.field_names:
+                    self.problem(path + ("inputs", field_name), f"unknown field {src!r}")
+            steps[s.id] = StepSpec(
+                id=s.id, type=s.type, title=s.title, index=i, line=self.loc.line_of(path),
+                assign=self._assign(s.assign, path + ("assign",)) if s.assign else None,
+                mode=s.mode, quorum=s.quorum,
+                deadline=self._deadline(s.deadline, path + ("deadline",), False),
+                opinion_required=frozenset(s.opinion_required), return_to=tuple(s.return_to),
+                bulk_approve=s.bulk_approve, branches=tuple(branches), process=s.process,
+                inputs=MappingProxyType(dict(s.inputs)), outcome=s.outcome)
+        return steps
+
+    def _custom_triggers(self) -> set[str]:
+        return {t.trigger for t in self.d.transitions if t.trigger not in BUILTIN_TRIGGERS}
+
+    def _transitions(self, steps: dict[str, StepSpec]) -> list[TransitionSpec]:
+        out: list[TransitionSpec] = []
+        for i, t in enumerate(self.d.transitions):
+            path = ("transitions", i)
+            sources = [t.source] if isinstance(t.source, str) else t.source
+            if t.trigger in GENERIC_ACTIONS:
+                self.problem(path + ("trigger",), f"{t.trigger!r} is a built-in action and needs no transition")
+            for j, src in enumerate(sources):
+                spath = path + ("source",) + ((j,) if not isinstance(t.source, str) else ())
+                step = steps.get(src)
+                if step is None:
+                    self.problem(spath, f"unknown step {src!r}")
+                    continue
+                if step.type is StepType.end:
+                    self.problem(spath, f"end step {src!r} cannot have outgoing transitions")
+                elif step.type is StepType.start and t.trigger != "submit":
+                    self.problem(path + ("trigger",), "the start step leaves only by 'submit'")
+                elif step.type is not StepType.start and t.trigger == "submit":
+                    self.problem(path + ("trigger",), "'submit' leaves the start step only")
+                elif step.type is StepType.subprocess and t.trigger not in ("approve", "reject"):
+                    self.problem(path + ("trigger",), "a subprocess step leaves by 'approve' or 'reject' (the child's outcome)")
+                rows = ([(t.when, t.dest, path)] if t.dest is not None else
+                        [(r.when, r.dest, path + ("decide", k)) for k, r in enumerate(t.decide or ())])
+                for k, (when, dest, rpath) in enumerate(rows):
+                    if t.decide is not None and when is None and k != len(rows) - 1:
+                        self.problem(rpath + ("when",), "only the last row may omit 'when'")
+                    if dest not in steps:
+                        self.problem(rpath + ("dest",), f"unknown step {dest!r}")
+                    elif steps[dest].type is StepType.start:
+                        self.problem(rpath + ("dest",), "use 退回 (return_to) to go back to the start step")
+                    out.append(TransitionSpec(t.trigger, src, dest, self.condition(when, rpath + ("when",)),
+                                              t.label, len(out)))
+        return out
+
+    def _graph_checks(self, spec: ProcessSpec) -> None:
+        index = {s.id: i for i, s in enumerate(self.d.steps)}
+        reachable = {spec.start_step.id}
+        todo = [spec.start_step.id]
+        while todo:
+            current = todo.pop()
+            for t in spec.transitions:
+                if t.source == current and t.dest not in reachable:
+                    reachable.add(t.dest)
+                    todo.append(t.dest)
+        for step in spec.steps.values():
+            path = ("steps", index[step.id])
+            if step.id not in reachable:
+                self.problem(path + ("id",), f"step {step.id!r} cannot be reached from the start")
+            if step.type is not StepType.end and not spec.triggers_from(step.id):
+                self.problem(path + ("id",), f"step {step.id!r} has no way out (no transition leaves it)")
+            earlier = spec.earlier_steps(step.id) if step.return_to else frozenset()
+            for j, target in enumerate(step.return_to):
+                if target not in spec.steps:
+                    self.problem(path + ("return_to", j), f"unknown step {target!r}")
+                elif target not in earlier or target == step.id:
+                    self.problem(path + ("return_to", j), f"{target!r} is not an earlier step")
+                elif spec.steps[target].type not in (StepType.start, StepType.task, StepType.parallel):
+                    self.problem(path + ("return_to", j), f"cannot return to a {spec.steps[target].type.value} step")
+            if step.return_to and not step.is_human:
+                self.problem(path + ("return_to",), "only task and parallel steps can return")
+            if step.bulk_approve and step.type is not StepType.task:
+                self.problem(path + ("bulk_approve",), "bulk approval is for task steps")

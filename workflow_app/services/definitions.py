@@ -1,0 +1,103 @@
+"""Process definitions in the database: sync from files, versions, compiled-spec cache, migration.
+
+Stored definitions are immutable (a changed file becomes a new row with a new content hash), so
+compiled specs are cached per process by definition id forever; two processes can never disagree
+about what a definition id means.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..engine.errors import NotFound
+from ..engine.loader import Catalogue, load_catalogue, load_text
+from ..engine.organisation import Organisation, load_organisation
+from ..engine.spec import ProcessSpec
+from ..models import Department, ProcessDefinition
+from .trail import append_system_event
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    key: str
+    revision: int
+    version: str
+    content_hash: str
+    created: bool
+
+
+class DefinitionStore:
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.organisation: Organisation = load_organisation(self.directory / "organisation.yaml")
+        self._specs: dict[int, ProcessSpec] = {}
+        self._lock = threading.Lock()
+
+    def catalogue(self) -> Catalogue:
+        return load_catalogue([self.directory])
+
+    def spec(self, session: Session, definition_id: int) -> ProcessSpec:
+        spec = self._specs.get(definition_id)
+        if spec is None:
+            row = session.get(ProcessDefinition, definition_id)
+            if row is None:
+                raise NotFound(f"no definition {definition_id}")
+            spec = load_text(row.source_text, row.source_path)
+            with self._lock:
+                self._specs[definition_id] = spec
+        return spec
+
+    def latest(self, session: Session, key: str) -> tuple[int, ProcessSpec]:
+        definition_id = session.scalar(select(ProcessDefinition.id).where(
+            ProcessDefinition.key == key, ProcessDefinition.is_latest.is_(True)))
+        if definition_id is None:
+            raise NotFound(f"no process {key!r} (run `flask defs sync`)")
+        return definition_id, self.spec(session, definition_id)
+
+    def sync(self, session: Session, now: datetime, actor_id: int | None = None,
+             catalogue: Catalogue | None = None) -> list[SyncResult]:
+        """Store every valid definition; a new content hash becomes the newest revision."""
+        catalogue = catalogue or self.catalogue()
+        if catalogue.problems:
+            raise ValueError("definitions have problems:\n" + "\n".join(map(str, catalogue.problems)))
+        self.sync_departments(session)
+        results = []
+        for key, spec in sorted(catalogue.specs.items()):
+            row = session.scalar(select(ProcessDefinition).where(
+                ProcessDefinition.key == key, ProcessDefinition.content_hash == spec.content_hash))
+            created = row is None
+            if row is None:
+                revision = (session.scalar(select(func.max(ProcessDefinition.revision))
+                                           .where(ProcessDefinition.key == key)) or 0) + 1
+                row = ProcessDefinition(
+                    key=key, revision=revision, version=spec.version, content_hash=spec.content_hash,
+                    title_zh=spec.title.zh, title_en=spec.title.en,
+                    source_path=str(Path(spec.source).name), source_text=spec.source_text,
+                    is_latest=False, synced_at=now)
+                session.add(row)
+                session.flush()
+            if not row.is_latest:
+                session.execute(update(ProcessDefinition).where(ProcessDefinition.key == key)
+                                .values(is_latest=False))
+                row.is_latest = True
+                session.flush()
+                append_system_event(session, now=now, action="definition_sync", actor_id=actor_id,
+                                    definition_id=row.id, definition_hash=row.content_hash,
+                                    details={"key": key, "revision": row.revision,
+                                             "version": row.version, "new": created})
+            results.append(SyncResult(key, row.revision, row.version, row.content_hash, created))
+        return results
+
+    def sync_departments(self, session: Session) -> None:
+        existing = {d.code: d for d in session.scalars(select(Department))}
+        for dept in self.organisation.departments.values():
+            row = existing.get(dept.code) or Department(code=dept.code)
+            row.name_zh, row.name_en, row.kind = dept.name.zh, dept.name.en, dept.kind
+            row.parent_code, row.coordinator = dept.parent, dept.coordinator
+            session.add(row)
+        session.flush()
