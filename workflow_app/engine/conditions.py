@@ -78,6 +78,8 @@ def compile_condition(source: str, known_names: set[str] | frozenset[str]) -> Co
         if not isinstance(node, _ALLOWED_NODES):
             raise ConditionSyntaxError(f"{_describe(node)} is not allowed in conditions")
         if isinstance(node, ast.Call):
+            if not isinstance(node.func, (ast.Name, *_ALLOWED_NODES)):  # name the real culprit
+                raise ConditionSyntaxError(f"{_describe(node.func)} is not allowed in conditions")
             if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS or node.keywords:
                 raise ConditionSyntaxError(
                     f"only these functions may be called: {', '.join(sorted(_FUNCTIONS))}")
@@ -89,9 +91,15 @@ def compile_condition(source: str, known_names: set[str] | frozenset[str]) -> Co
             if node.id not in known_names and node.id not in BUILTIN_NAMES:
                 raise ConditionSyntaxError(f"unknown field {node.id!r}")
             names.add(node.id)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) \
-                and len(node.value) > MAX_LENGTH:
-            raise ConditionSyntaxError("string literal too long")
+        elif isinstance(node, ast.Constant):
+            if isinstance(node.value, bytes):
+                raise ConditionSyntaxError("bytes literals are not allowed in conditions")
+            if isinstance(node.value, complex):
+                raise ConditionSyntaxError("complex numbers are not allowed in conditions")
+            if isinstance(node.value, float):
+                # Form numbers are Decimal; `investment_wan * 1.1` must not mix in binary floats
+                # (Decimal * float is a TypeError, and 0.1 is not exact).
+                node.value = Decimal(repr(node.value))
     return Condition(source=source.strip(), names=frozenset(names), _tree=tree.body)
 
 

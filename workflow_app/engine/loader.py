@@ -38,7 +38,7 @@ def load_text(text: str | bytes, source: str = "<string>",
     try:
         parsed = ProcessDef.model_validate(located.data)
     except ValidationError as exc:
-        raise DefinitionError([_pydantic_problem(located, err) for err in exc.errors()]) from None
+        raise DefinitionError(_pydantic_problems(located, exc.errors())) from None
     return _Compiler(parsed, located, raw_text, org).compile()
 
 
@@ -100,21 +100,76 @@ def load_catalogue(paths: list[str | Path], organisation_file: str | Path | None
                                               f"{catalogue.specs[spec.key].source}"))
             continue
         catalogue.specs[spec.key] = spec
+    known = set(catalogue.specs) | _sibling_keys(paths, catalogue)
     for spec in catalogue.specs.values():
         for step in spec.steps.values():
-            if step.type is StepType.subprocess and step.process not in catalogue.specs:
+            if step.type is StepType.subprocess and step.process not in known:
                 catalogue.problems.append(Problem(
-                    spec.source, step.line, f"steps.{step.id}.process",
+                    spec.source, step.line, safe_yaml.key_path(("steps", step.index, "process")),
                     f"unknown process {step.process!r}"))
     return catalogue
 
 
-def _pydantic_problem(located: safe_yaml.Located, err: dict) -> Problem:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    return Problem(located.source, located.line_of(loc), safe_yaml.key_path(loc), message)
+def _sibling_keys(paths: list[Path], catalogue: Catalogue) -> set[str]:
+    """Keys of the other definitions beside files validated on their own, so that checking one
+    file (`flask defs validate process_defs/lifecycle.yaml`) does not report its sub-process as
+    unknown. Their own problems are not reported: nobody asked to check them."""
+    loaded = {Path(s.source).resolve() for s in catalogue.specs.values()}
+    folders = sorted({p.parent for p in paths if p.is_file()})
+    keys = set()
+    for f in definition_files(folders):
+        if f.resolve() in loaded:
+            continue
+        try:
+            keys.add(load_file(f).key)
+        except (DefinitionError, OSError):
+            continue
+    return keys
+
+
+def _data_path(data: object, loc: tuple, missing: bool) -> tuple[tuple, bool]:
+    """The part of a pydantic error location that names real keys/indexes of the document, and
+    whether pydantic added segments of its own (union members and validators such as
+    `constrained-str`, `list[constrained-str]`, `Assign`): users wrote none of those, so they are
+    left out of the KEY shown and of the line lookup."""
+    path: list = []
+    tagged = False
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            tagged = tagged or part != loc[-1] or not missing
+            continue
+        path.append(part)
+    if missing and isinstance(loc[-1], str) and (not path or path[-1] != loc[-1]):
+        path.append(loc[-1])  # the key that should be there
+    return tuple(path), tagged
+
+
+def _pydantic_problems(located: safe_yaml.Located, errors: list) -> list[Problem]:
+    """One problem per key. A union (e.g. `source: step | [steps]`) reports one error per member:
+    when one member got further into the value, keep its (deeper) errors only; join the messages
+    of errors at the same key."""
+    found: dict[tuple, list[str]] = {}
+    union_only: dict[tuple, bool] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        path, tagged = _data_path(located.data, loc, err["type"] == "missing")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key missing"
+        messages = found.setdefault(path, [])
+        if message not in messages:
+            messages.append(message)
+        union_only[path] = union_only.get(path, True) and tagged
+    kept = [p for p in found
+            if not (union_only[p] and any(q != p and q[:len(p)] == p for q in found))]
+    return [Problem(located.source, located.line_of(p), safe_yaml.key_path(p), "; or ".join(found[p]))
+            for p in kept]
 
 
 class _Compiler:
@@ -308,6 +363,13 @@ class _Compiler:
                 self.problem(path + ("id",), f"step {step.id!r} cannot be reached from the start")
             if step.type is not StepType.end and not spec.triggers_from(step.id):
                 self.problem(path + ("id",), f"step {step.id!r} has no way out (no transition leaves it)")
+            elif step.type is StepType.subprocess:
+                # The child may end approved or not (rejected, withdrawn, void): the parent must
+                # know where to go either way, or the child's last action could not complete.
+                missing = [t for t in ("approve", "reject") if t not in spec.triggers_from(step.id)]
+                if missing:
+                    self.problem(path + ("id",), f"sub-process step {step.id!r} needs a "
+                                 f"{' and an '.join(repr(m) for m in missing)} transition")
             earlier = spec.earlier_steps(step.id) if step.return_to else frozenset()
             for j, target in enumerate(step.return_to):
                 if target not in spec.steps:

@@ -14,6 +14,7 @@ import threading
 
 from transitions import Machine, MachineError
 
+from .conditions import ConditionEvalError
 from .errors import InvalidAction
 from .spec import ProcessSpec, TransitionSpec
 
@@ -57,6 +58,10 @@ class CompiledMachine:
             moved = event.trigger(position, data=data)
         except MachineError:
             raise InvalidAction(f"action {trigger!r} is not possible at step {current!r}") from None
+        except ConditionEvalError as exc:
+            # A condition that cannot be evaluated on this data (typically an empty optional
+            # field) refuses the action with the reason; it must not surface as a server error.
+            raise InvalidAction(str(exc), step=current, action=trigger) from None
         if not moved:
             raise InvalidAction(f"no condition of {trigger!r} at step {current!r} matches this data")
         return position.state

@@ -4,75 +4,44 @@
 `InstanceState` in place, and returns an `Effect`: which tasks changed or were added, how the
 instance moved, whether a sub-process must start, and exactly ONE trail entry describing the
 whole action (cancelled tasks, new round, edits) — one human action, one event. The service layer
-loads the state, calls this, and writes the effect in one transaction.
+loads the state, calls this, and writes the effect in one transaction. An action that is refused
+raises before anything is returned, so nothing of it is written.
 
-Semantics of return and withdraw inside 会签 and parallel groups are documented in
-docs/process-definitions.md and tested in tests/engine/test_runtime.py.
+This module owns starting, deciding (approve / reject / custom actions / resubmit), 退回 return,
+撤回 withdraw, 作废 void, sub-process hand-back and migration; `task_actions` owns the actions that
+do not decide a task (claim, transfer, delegate, 加签 ...), `permissions` who may act,
+`approval` when a step is decided.
+
+Return and withdraw inside 会签 and parallel groups (docs/process-definitions.md, section 7):
+- 退回 by any member returns the WHOLE step: every other open or waiting task of the step (all
+  branches of a parallel group) is cancelled; decisions already given stay on their tasks and in
+  the trail; entering the target starts a new round, and when the instance comes back the whole
+  step (every signer, every branch) runs again.
+- 撤回 by the submitter only while no task of the current round has been decided (in 会签 or a
+  parallel group: nobody in any branch); it cancels every open task and ends the instance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import forms
 from .approval import Verdict, evaluate_step
+from .effects import (ADD_POSITIONS, DECISIONS, MAX_OPINION, ChildStart, Effect, Request,
+                      TrailEntry)
 from .errors import Conflict, Forbidden, InvalidAction
 from .machine import machine_for
+from .permissions import counts_as_decision, decide_refusal
 from .routing import Directory, route
 from .schema import StepType
 from .spec import BUILTIN_TRIGGERS, ProcessSpec, StepSpec
 from .state import Actor, InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
+from .task_actions import TaskActions
 
-MAX_OPINION = 5000
-DECISIONS = ("approve", "reject")
-ADD_POSITIONS = ("before", "after", "alongside")
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a person asks for. `task_id` names the task acted on (not needed for instance-level
-    actions: withdraw, void, comment, cc, urge)."""
-
-    action: str
-    task_id: int | None = None
-    opinion: str | None = None
-    target: str | None = None          # 退回: the step to return to
-    user: int | None = None            # 转办 / 委派 / 加签 / 减签 (task id for remove_signer via task_id)
-    users: tuple[int, ...] = ()        # 抄送
-    position: str | None = None        # 加签: before / after / alongside
-    data: dict | None = None           # field edits allowed at this step
+__all__ = ["Runtime", "Request", "Effect", "TrailEntry", "ChildStart", "MAX_OPINION", "DECISIONS",
+           "ADD_POSITIONS"]
 
 
-@dataclass
-class TrailEntry:
-    action: str
-    from_step: str | None
-    to_step: str | None
-    opinion: str | None = None
-    task_id: int | None = None
-    details: dict = field(default_factory=dict)
-
-
-@dataclass
-class ChildStart:
-    process: str
-    data: dict
-
-
-@dataclass
-class Effect:
-    trail: TrailEntry
-    changed: list[TaskState] = field(default_factory=list)
-    added: list[TaskState] = field(default_factory=list)
-    moved: bool = False
-    ended: bool = False
-    data_changed: bool = False
-    start_child: ChildStart | None = None
-    cc: tuple[int, ...] = ()
-    notify: list[TaskState] = field(default_factory=list)  # tasks whose people should hear of it
-
-
-class Runtime:
+class Runtime(TaskActions):
     def __init__(self, directory: Directory):
         self.directory = directory
 
@@ -116,9 +85,46 @@ class Runtime:
         self._move(parent, "approve" if outcome is InstanceStatus.approved else "reject", effect, now)
         return effect
 
+    def parent_voided(self, child: InstanceState, parent_id: int, now: datetime) -> Effect:
+        """The instance this child was started for has been voided: void the child as well."""
+        if child.status is not InstanceStatus.running:
+            raise Conflict("the sub-process has already ended")
+        effect = Effect(TrailEntry("void", child.current_step, None, "上级流程已作废 (parent voided)",
+                                   details={"parent": parent_id}))
+        self._cancel([t for t in child.tasks if t.active], effect)
+        self._finish(child, InstanceStatus.void, effect, now)
+        return effect
+
+    def migrate(self, inst: InstanceState, new_spec: ProcessSpec, target: str, now: datetime,
+                details: dict) -> Effect:
+        """Move a running instance to another version of its definition: the current round's open
+        tasks are cancelled and `target` (a step of the new version) is entered afresh."""
+        if inst.status is not InstanceStatus.running:
+            raise Conflict("only running applications can be migrated")
+        step = new_spec.steps.get(target)
+        if step is None or step.type is StepType.end:
+            raise InvalidAction(f"step {target!r} is not a step the application can wait in")
+        effect = Effect(TrailEntry("migrate", inst.current_step, None, details=dict(details)))
+        current = inst.spec.steps[inst.current_step]
+        if current.type is StepType.subprocess:
+            # Re-entering would start a second child beside the running one: an instance waiting
+            # on a child can only be re-pointed to the same wait in the new version.
+            if step.type is not StepType.subprocess or step.process != current.process:
+                raise InvalidAction(f"the application waits on a {current.process} sub-process; "
+                                    f"map {current.id!r} to a step that waits on the same process")
+            inst.spec, inst.current_step = new_spec, target
+            effect.moved, effect.trail.to_step = True, target
+            return effect
+        self._cancel([t for t in inst.tasks if t.active], effect)
+        inst.spec = new_spec
+        self._enter(inst, target, effect, now)
+        return effect
+
     # -- permission helpers ---------------------------------------------------------------
     def _open_task(self, inst: InstanceState, req: Request) -> TaskState:
-        task = inst.task(req.task_id) if req.task_id is not None else None
+        if req.task_id is None:
+            raise InvalidAction(f"name the task to {req.action}")
+        task = inst.task(req.task_id)
         if task is None:
             raise Conflict("this task is no longer current: someone else has acted on the application",
                            task_id=req.task_id)
@@ -128,26 +134,8 @@ class Runtime:
         return task
 
     def may_decide(self, inst: InstanceState, task: TaskState, actor: Actor) -> str | None:
-        """None if `actor` may decide `task` now, else the reason why not."""
-        who = actor.acting_for
-        if task.delegate is not None:
-            return "the task is delegated and waits for the delegate's opinion"
-        if task.assignee is not None:
-            if task.assignee != who:
-                return "this task is assigned to someone else"
-        elif (task.department, task.role) not in actor.acting_memberships:
-            return "you do not hold the role this task is queued for"
-        if task.origin is not Origin.start and (who == inst.submitter or actor.user_id == inst.submitter):
-            return "a submitter cannot approve their own application"
-        if inst.spec.rules.recusal == "submitter_group" and task.origin is not Origin.start:
-            group = self.directory.group_of(inst.submitter_department)
-            if group in self.directory.user_groups(who):
-                return "回避: you belong to the submitting group"
-        if inst.spec.rules.distinct_deciders and task.origin is not Origin.start:
-            other = inst.decided_steps.get(who, frozenset()) - {task.step}
-            if other:
-                return f"you already decided step {sorted(other)[0]!r} of this application"
-        return None
+        """None if `actor` may decide `task` now, else the reason why not (see `permissions`)."""
+        return decide_refusal(inst, task, actor, self.directory)
 
     def _check_decider(self, inst: InstanceState, task: TaskState, actor: Actor) -> None:
         reason = self.may_decide(inst, task, actor)
@@ -175,7 +163,7 @@ class Runtime:
         self._need_opinion(step, action, opinion)
         effect = Effect(TrailEntry(action, step.id, None, opinion, task.id))
         self._edit(inst, req, step, task, effect)
-        self._complete(task, action, opinion, actor, now, effect)
+        self._complete(inst, task, action, opinion, actor, now, effect)
         if task.origin is Origin.start:
             self._move(inst, "submit", effect, now)
         elif action not in BUILTIN_TRIGGERS:  # a custom action decides the step at once
@@ -184,10 +172,7 @@ class Runtime:
         else:
             verdict, cancel, activate = evaluate_step(step, inst.tasks)
             self._cancel(cancel, effect)
-            for t in activate:
-                t.status = TaskStatus.open
-                effect.changed.append(t)
-                effect.notify.append(t)
+            self._open(activate, effect)
             effect.trail.details["verdict"] = verdict.value
             if verdict is not Verdict.pending:
                 self._move(inst, "approve" if verdict is Verdict.approved else "reject", effect, now)
@@ -203,7 +188,7 @@ class Runtime:
         self._need_opinion(step, "return", opinion)
         effect = Effect(TrailEntry("return", step.id, None, opinion, task.id,
                                    details={"target": req.target}))
-        self._complete(task, "return", opinion, actor, now, effect)
+        self._complete(inst, task, "return", opinion, actor, now, effect)
         self._cancel([t for t in inst.tasks if t.active], effect)
         self._enter(inst, req.target, effect, now)
         return effect
@@ -233,132 +218,6 @@ class Runtime:
         self._finish(inst, InstanceStatus.void, effect, now)
         return effect
 
-    # -- task handling --------------------------------------------------------------------
-    def _do_claim(self, inst, req, actor, opinion, now) -> Effect:
-        task = self._open_task(inst, req)
-        if task.assignee is not None:
-            raise Conflict("this task has already been claimed", task_id=task.id)
-        self._check_decider(inst, task, actor)
-        task.assignee = actor.acting_for
-        return Effect(TrailEntry("claim", task.step, None, None, task.id), changed=[task])
-
-    def _do_release(self, inst, req, actor, opinion, now) -> Effect:
-        task = self._open_task(inst, req)
-        if task.origin is not Origin.queue or task.assignee != actor.acting_for:
-            raise Forbidden("only a task you claimed from a department queue can be released")
-        task.assignee = None
-        return Effect(TrailEntry("release", task.step, None, opinion, task.id), changed=[task])
-
-    def _other_user(self, req: Request, inst: InstanceState) -> int:
-        if req.user is None:
-            raise InvalidAction("choose a person")
-        if req.user == inst.submitter:
-            raise InvalidAction("the submitter cannot decide their own application")
-        return req.user
-
-    def _do_transfer(self, inst, req, actor, opinion, now) -> Effect:
-        task = self._open_task(inst, req)
-        self._check_decider(inst, task, actor)
-        target = self._other_user(req, inst)
-        if target == actor.acting_for:
-            raise InvalidAction("the task is already yours")
-        effect = Effect(TrailEntry("transfer", task.step, None, opinion, task.id,
-                                   details={"from": task.assignee or actor.acting_for, "to": target}))
-        task.assignee = target
-        if task.origin is Origin.queue:
-            task.origin = Origin.route
-        effect.changed.append(task)
-        effect.notify.append(task)
-        return effect
-
-    def _do_delegate(self, inst, req, actor, opinion, now) -> Effect:
-        task = self._open_task(inst, req)
-        self._check_decider(inst, task, actor)
-        target = self._other_user(req, inst)
-        if target == actor.acting_for:
-            raise InvalidAction("you cannot delegate to yourself")
-        if task.assignee is None:
-            task.assignee = actor.acting_for
-        task.delegate = target
-        return Effect(TrailEntry("delegate", task.step, None, opinion, task.id, details={"to": target}),
-                      changed=[task], notify=[task])
-
-    def _do_resolve(self, inst, req, actor, opinion, now) -> Effect:
-        task = self._open_task(inst, req)
-        if task.delegate != actor.acting_for:
-            raise Forbidden("this task is not delegated to you")
-        if not opinion:
-            raise InvalidAction("give your opinion for the owner of the task")
-        task.delegate = None
-        return Effect(TrailEntry("resolve", task.step, None, opinion, task.id,
-                                 details={"owner": task.assignee}), changed=[task], notify=[task])
-
-    def _do_add_signer(self, inst, req, actor, opinion, now) -> Effect:
-        task = self._open_task(inst, req)
-        self._check_decider(inst, task, actor)
-        if req.position not in ADD_POSITIONS:
-            raise InvalidAction("choose before, after or alongside")
-        target = self._other_user(req, inst)
-        if any(t.assignee == target and t.active for t in inst.tasks if t.step == task.step):
-            raise InvalidAction("that person already has a task in this step")
-        if task.assignee is None:
-            task.assignee = actor.acting_for
-        seq = {"before": task.seq - 1, "after": task.seq + 1, "alongside": task.seq}[req.position]
-        added = TaskState(step=task.step, branch=task.branch, round=task.round, seq=seq,
-                          origin=Origin.added, department=task.department, role=task.role,
-                          status=TaskStatus.waiting if req.position == "after" else TaskStatus.open,
-                          assignee=target, added_by=actor.acting_for, deadline_days=task.deadline_days)
-        effect = Effect(TrailEntry("add_signer", task.step, None, opinion, task.id,
-                                   details={"user": target, "position": req.position}),
-                        changed=[task], added=[added])
-        if req.position == "before":
-            task.status = TaskStatus.waiting
-        if added.status is TaskStatus.open:
-            effect.notify.append(added)
-        inst.tasks.append(added)
-        return effect
-
-    def _do_remove_signer(self, inst, req, actor, opinion, now) -> Effect:
-        task = inst.task(req.task_id) if req.task_id is not None else None
-        if task is None or not task.active:
-            raise Conflict("that signer's task is no longer current")
-        if task.origin is not Origin.added:
-            raise InvalidAction("only signers added with 加签 can be removed")
-        if task.added_by != actor.acting_for:
-            raise Forbidden("only the person who added a signer can remove them")
-        effect = Effect(TrailEntry("remove_signer", task.step, None, opinion, task.id,
-                                   details={"user": task.assignee}))
-        self._cancel([task], effect)
-        step = inst.spec.steps[task.step]
-        verdict, cancel, activate = evaluate_step(step, inst.tasks)
-        self._cancel(cancel, effect)
-        for t in activate:
-            t.status = TaskStatus.open
-            effect.changed.append(t)
-        if verdict is not Verdict.pending:
-            self._move(inst, "approve" if verdict is Verdict.approved else "reject", effect, now)
-        return effect
-
-    # -- notes that change no state ---------------------------------------------------------
-    def _do_comment(self, inst, req, actor, opinion, now) -> Effect:
-        if not opinion:
-            raise InvalidAction("a comment needs text")
-        return Effect(TrailEntry("comment", inst.current_step, None, opinion, req.task_id))
-
-    def _do_cc(self, inst, req, actor, opinion, now) -> Effect:
-        users = tuple(dict.fromkeys(u for u in req.users if u != actor.user_id))
-        if not users:
-            raise InvalidAction("choose at least one person to copy")
-        return Effect(TrailEntry("cc", inst.current_step, None, opinion, details={"users": list(users)}),
-                      cc=users)
-
-    def _do_urge(self, inst, req, actor, opinion, now) -> Effect:
-        waiting = [t for t in inst.tasks if t.status is TaskStatus.open]
-        if not waiting:
-            raise InvalidAction("nobody is waiting to act")
-        return Effect(TrailEntry("urge", inst.current_step, None, opinion,
-                                 details={"tasks": [t.id for t in waiting]}), notify=waiting)
-
     # -- moving through the definition ----------------------------------------------------------
     def _edit(self, inst, req, step, task, effect) -> None:
         if not req.data:
@@ -374,7 +233,7 @@ class Runtime:
             effect.data_changed = True
             effect.trail.details["edited"] = changed
 
-    def _complete(self, task, action, opinion, actor, now, effect) -> None:
+    def _complete(self, inst, task, action, opinion, actor, now, effect) -> None:
         task.status = TaskStatus.done
         task.decision = action
         task.opinion = opinion
@@ -383,6 +242,19 @@ class Runtime:
         if task.assignee is None:
             task.assignee = actor.acting_for
         effect.changed.append(task)
+        if counts_as_decision(action):  # kept current for `distinct_deciders` within this call
+            decided = dict(inst.decided_steps)
+            for person in {task.assignee, actor.user_id}:
+                decided[person] = decided.get(person, frozenset()) | {task.step}
+            inst.decided_steps = decided
+
+    def _open(self, tasks, effect) -> None:
+        """Waiting tasks whose turn has come (依次, or behind a 加签)."""
+        for t in tasks:
+            t.status = TaskStatus.open
+            if t not in effect.changed:
+                effect.changed.append(t)
+            effect.notify.append(t)
 
     def _cancel(self, tasks, effect) -> None:
         for t in tasks:

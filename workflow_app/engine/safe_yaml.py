@@ -62,6 +62,7 @@ class _LimitedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._source = source
         self._aliases = 0
+        self._depth = 0
 
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -70,7 +71,17 @@ class _LimitedLoader(yaml.SafeLoader):
                 mark = self.peek_event().start_mark
                 raise _problem(self._source, mark.line + 1, "<yaml>",
                                f"more than {MAX_ALIASES} aliases; refusing to expand")
-        return super().compose_node(parent, index)
+        # PyYAML's composer recurses once per nesting level: a 256 KiB file of `[[[[...` would
+        # end in RecursionError, so the depth is limited here, while composing.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark
+                raise _problem(self._source, mark.line + 1, "<yaml>",
+                               f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def load(text: str | bytes, source: str = "<string>") -> Located:

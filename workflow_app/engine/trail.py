@@ -56,10 +56,15 @@ class Break:
 
 
 def verify_chain(events: Iterable[Mapping[str, object]], head: str, count: int) -> tuple[int, Break | None]:
-    """Check one chain (events in seq order). Returns (events checked, first break or None)."""
+    """Check one chain (events in seq order) against its stored head and count.
+
+    Returns (events checked, first break or None). The break names the first event that does not
+    fit: an edited one, the one after a removed or reordered one, one beyond the recorded head
+    (appended by hand); or, when events were removed from the end, the first missing seq."""
     prev = GENESIS
     checked = 0
     expected_seq = 1
+    last_id = None
     for event in events:
         seq = event["seq"]
         eid = event.get("id")  # type: ignore[assignment]
@@ -71,11 +76,19 @@ def verify_chain(events: Iterable[Mapping[str, object]], head: str, count: int) 
         actual = event_hash(prev, event)
         if actual != event["hash"]:
             return checked, Break(eid, seq, "content does not match its hash (edited)")  # type: ignore[arg-type]
+        if checked == count:
+            return checked, Break(eid, seq, f"event beyond the recorded head of {count} events "  # type: ignore[arg-type]
+                                            "(added outside the application)")
         prev = actual
+        last_id = eid
         checked += 1
         expected_seq += 1
-    if checked != count or prev != (head or GENESIS):
-        return checked, Break(None, checked + 1 if checked < count else checked,
+    if checked < count:
+        return checked, Break(None, checked + 1,
                               f"chain ends after {checked} events but its head records {count} "
-                              "(events removed from the end, or head altered)")
+                              "(events removed from the end)")
+    if prev != (head or GENESIS):
+        return checked, Break(last_id, checked or None,  # type: ignore[arg-type]
+                              "the newest event does not match the head recorded for the chain "
+                              "(head altered, or the newest event replaced)")
     return checked, None

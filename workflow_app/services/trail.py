@@ -85,6 +85,7 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             if pending:
                 broken = finish(current, pending)  # type: ignore[arg-type]
                 if broken:
+                    stream.close()  # PostgreSQL: end the server-side cursor left mid-way
                     return VerifyResult(checked, chains, broken, f"instance {current}")
             current, pending = row["instance_id"], []
         pending.append(row)

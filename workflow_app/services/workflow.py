@@ -9,6 +9,10 @@ Order of work inside `act` (the lock order every writer follows, so actions cann
      exactly one trail event; start or resume a sub-process in the same transaction.
 If a concurrent action committed first, step 2 sees its result and the engine answers Conflict;
 nothing of the losing action is written.
+
+Sub-processes keep one order too: child before parent. A child's last action holds the child and
+then locks the parent it resumes; a void locks the parent's running children before the parent.
+People named by an action (转办 / 委派 / 加签 / 抄送) are checked to be active users first.
 """
 from __future__ import annotations
 
@@ -21,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from ..engine.calendar import WorkingCalendar
 from ..engine.errors import Conflict, Forbidden, InvalidAction, NotFound
+from ..engine.permissions import NOT_DECIDING
 from ..engine.runtime import Effect, Request, Runtime
 from ..engine.spec import ProcessSpec
 from ..engine.state import Actor, InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
 from ..engine.trail import form_hash
-from ..models import CarbonCopy, ProcessInstance, Substitution, Task, TrailEvent
+from ..models import CarbonCopy, ProcessInstance, Substitution, Task, TrailEvent, User
 from .definitions import DefinitionStore
 from .directory import SqlDirectory, load_actor
 from .trail import build_event
@@ -107,6 +112,14 @@ class Workflow:
         return self._act(session, instance_id, request, actor, now)
 
     def _act(self, session, instance_id, request, actor, now) -> ActionResult:
+        self._check_people(session, request)
+        if request.action == "void":
+            # A void ends the running children too. Children are locked BEFORE their parent, the
+            # same order as a child's last action (child, then the parent it resumes), so a void
+            # and a child finishing at the same moment cannot deadlock.
+            session.execute(select(ProcessInstance.id).where(
+                ProcessInstance.parent_id == instance_id, ProcessInstance.status == "running")
+                .order_by(ProcessInstance.id).with_for_update()).all()
         row = self._lock(session, instance_id)
         spec = self.store.spec(session, row.definition_id)
         runtime = Runtime(SqlDirectory(session, self.store.organisation))
@@ -136,8 +149,19 @@ class Workflow:
         self._follow_up(session, runtime, state, effect, actor, now)
         return result
 
+    def _check_people(self, session: Session, request: Request) -> None:
+        """People named by 转办 / 委派 / 加签 / 抄送 must be active users: otherwise the action would
+        fail on a foreign key (a server error) or hand a task to nobody."""
+        named = set(request.users) | ({request.user} if request.user is not None else set())
+        if not named:
+            return
+        known = set(session.scalars(select(User.id).where(User.id.in_(named), User.is_active.is_(True))))
+        if named - known:
+            raise InvalidAction("unknown or disabled user", users=sorted(named - known))
+
     def _follow_up(self, session, runtime, state, effect, actor, now) -> None:
-        """Sub-processes: start a child the step asks for; resume a parent whose child ended."""
+        """Sub-processes: start a child the step asks for; resume a parent whose child ended;
+        void the running children of a voided parent (nobody is left to wait for them)."""
         if effect.start_child is not None:
             definition_id, child_spec = self.store.latest(session, effect.start_child.process)
             submitter = Actor(user_id=state.submitter, name=actor.name, system=True,
@@ -147,12 +171,27 @@ class Workflow:
             self._create(session, runtime, child_spec, definition_id, child_state, child_effect, actor,
                          now, parent=(state.id, state.round))
         if effect.ended and state.parent_id is not None:
+            # Lock order: child, then parent (a void takes its children's locks first too, see `_act`).
             parent = self._lock(session, state.parent_id)
-            parent_spec = self.store.spec(session, parent.definition_id)
-            parent_state = self._state(session, parent, parent_spec)
-            parent_effect = runtime.child_finished(parent_state, state.status, state.id, now)
-            self._commit_effect(session, runtime, parent, parent_spec, parent_state, parent_effect,
-                                actor, now)
+            child_round = session.scalar(select(ProcessInstance.parent_round)
+                                         .where(ProcessInstance.id == state.id))
+            if parent.status == InstanceStatus.running.value and parent.round == child_round:
+                parent_spec = self.store.spec(session, parent.definition_id)
+                parent_state = self._state(session, parent, parent_spec)
+                parent_effect = runtime.child_finished(parent_state, state.status, state.id, now)
+                self._commit_effect(session, runtime, parent, parent_spec, parent_state,
+                                    parent_effect, actor, now)
+            # else: the parent no longer waits on this child (voided meanwhile); nothing to resume.
+        if effect.ended and state.status is InstanceStatus.void:
+            children = session.scalars(select(ProcessInstance.id).where(
+                ProcessInstance.parent_id == state.id, ProcessInstance.status == "running")).all()
+            for child_id in children:  # already locked by `_act`
+                child = self._lock(session, child_id)
+                child_spec = self.store.spec(session, child.definition_id)
+                child_state = self._state(session, child, child_spec)
+                child_effect = runtime.parent_voided(child_state, state.id, now)
+                self._commit_effect(session, runtime, child, child_spec, child_state, child_effect,
+                                    actor, now)
 
     # ---------------------------------------------------------------- loading
     def _lock(self, session: Session, instance_id: int) -> ProcessInstance:
@@ -179,12 +218,15 @@ class Workflow:
                      .where(Task.instance_id == row.id, Task.round == row.round).order_by(Task.seq, Task.id))]
         decided: dict[int, frozenset[str]] = {}
         if spec.rules.distinct_deciders:
+            # Who decided which step, in every round: the task's owner and whoever pressed the
+            # button (a stand-in acting for them); approve/reject and custom actions count.
             by_user: dict[int, set[str]] = {}
-            for user, step in session.execute(
-                    select(Task.assignee_id, Task.step).where(
+            for owner, acted_by, step in session.execute(
+                    select(Task.assignee_id, Task.acted_by_id, Task.step).where(
                         Task.instance_id == row.id, Task.status == "done",
-                        Task.decision.in_(["approve", "reject"]))):
-                by_user.setdefault(user, set()).add(step)
+                        Task.decision.not_in(sorted(NOT_DECIDING)))):
+                for user in {owner, acted_by} - {None}:
+                    by_user.setdefault(user, set()).add(step)
             decided = {u: frozenset(s) for u, s in by_user.items()}
         return InstanceState(spec=spec, status=InstanceStatus(row.status), current_step=row.current_step,
                              round=row.round, data=dict(row.form_data or {}), submitter=row.submitter_id,

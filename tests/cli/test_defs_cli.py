@@ -1,0 +1,78 @@
+"""`flask defs validate | schema | sync` through the real app factory and Flask's CLI runner."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from tests.cli.runner import ROOT, Cli
+
+LINE = re.compile(r"^(?P<file>[^:]+\.yaml):(?P<line>\d+): (?P<key>\S+): (?P<message>.+)$")
+
+
+@pytest.fixture
+def cli(database_url, defs_dir):
+    runner = Cli(database_url, defs_dir)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def invalid_dir(tmp_path):
+    shutil.copy(ROOT / "process_defs" / "organisation.yaml", tmp_path)
+    for f in (ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"):
+        shutil.copy(f, tmp_path)
+    shutil.copy(ROOT / "tests" / "fixtures" / "review.yaml", tmp_path)  # one valid file among them
+    return tmp_path
+
+
+def test_validate_prints_file_line_key_message_and_exits_1(cli, invalid_dir):
+    result = cli("defs", "validate", str(invalid_dir))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    parsed = [LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    found = {(m["file"].rsplit("/", 1)[-1], int(m["line"]), m["key"]) for m in parsed}
+    assert found == {
+        ("bad_condition.yaml", 9, "steps[1].assign.department"),
+        ("bad_condition.yaml", 13, "transitions[1].when"),
+        ("broken_syntax.yaml", 5, "<yaml>"),
+        ("unknown_step.yaml", 11, "transitions[1].dest"),
+    }
+    assert "unknown step 'finished'" in result.stdout and "attribute access" in result.stdout
+    assert "4 problem(s)" in result.stderr
+
+
+def test_validate_a_single_file(cli, invalid_dir):
+    result = cli("defs", "validate", str(invalid_dir / "unknown_step.yaml"))
+    assert result.exit_code == 1
+    assert [line for line in result.stdout.splitlines() if "unknown_step.yaml:11:" in line]
+
+
+def test_validate_the_shipped_definitions(cli):
+    result = cli("defs", "validate", str(ROOT / "process_defs"))
+    assert result.exit_code == 0, result.output
+    assert "definition(s) valid" in result.stdout and "investment_review" in result.stdout
+
+
+def test_validate_defaults_to_the_configured_directory(cli):
+    result = cli("defs", "validate")
+    assert result.exit_code == 0, result.output
+    assert "child, modes, parent, review, routing" in result.stdout
+
+
+def test_schema_is_json(cli):
+    result = cli("defs", "schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert {"key", "version", "steps", "transitions"} <= set(schema["properties"])
+
+
+def test_sync_stores_each_definition_once(cli, db):
+    first = cli("defs", "sync")
+    assert first.exit_code == 0, first.output
+    assert re.search(r"^review: revision 1 \(version 1, [0-9a-f]{12}\) new$", first.stdout, re.M)
+    again = cli("defs", "sync")
+    assert again.exit_code == 0 and " new" not in again.stdout
