@@ -1,0 +1,142 @@
+"""Instances through the API: start one, read one, act on one. Same service calls and the same
+permission checks as the pages (`Workflow.start` / `Workflow.act`, `queries.can_view`); an
+instance the caller may not see is 404 for reading and for acting alike."""
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import request
+from sqlalchemy import select
+
+from ..container import services
+from ..engine.errors import Forbidden, NotFound
+from ..engine.runtime import Request
+from ..models import Substitution
+from . import idempotency
+from .auth import auth, current
+from .errors import COMMON, WITH_BODY
+from .reads import instance_detail, visible_instance, visible_to_user
+from .schemas import MAX_ID, ActionIn, ActionOut, IdempotencyHeaders, InstanceDetailOut, StartIn
+
+bp = APIBlueprint("api_instances", __name__, url_prefix="/api/v1", tag="Instances")
+
+
+@bp.get("/instances/<int:instance_id>")
+@bp.auth_required(auth)
+@bp.output(InstanceDetailOut)
+@bp.doc(responses=COMMON)
+def detail(instance_id: int):
+    """An instance with its tasks and trail
+
+    404 unless you submitted it, hold or held a task on it (or could claim one), were copied,
+    or review compliance / audit.
+    """
+    svc, who = services(), current()
+    _in_range(instance_id)
+    with svc.db.read() as s:
+        visible_instance(s, who, instance_id)
+        return instance_detail(s, svc.store, instance_id)
+
+
+@bp.post("/instances")
+@bp.auth_required(auth)
+@bp.input(IdempotencyHeaders, location="headers", arg_name="headers_data")
+@bp.input(StartIn, location="json")
+@bp.output(ActionOut, status_code=201, description="the instance was started")
+@bp.doc(responses=WITH_BODY)
+def start(json_data: dict, headers_data: dict):
+    """Start an instance
+
+    Start the latest revision of a process for a department whose `submitter` role you hold;
+    `data` is the form.
+    """
+    who = current()
+
+    def run(s):
+        result = services().workflow.start(s, who.user_id, json_data["process"], json_data["data"],
+                                           department=json_data["department"])
+        return 201, result
+
+    return _write(run, json_data, headers_data)
+
+
+@bp.post("/instances/<int:instance_id>/actions")
+@bp.auth_required(auth)
+@bp.input(IdempotencyHeaders, location="headers", arg_name="headers_data")
+@bp.input(ActionIn, location="json")
+@bp.output(ActionOut, description="the action was performed")
+@bp.doc(responses=WITH_BODY)
+def act(instance_id: int, json_data: dict, headers_data: dict):
+    """Act on an instance
+
+    Approve, reject, return, claim, transfer, comment ... A second decision on a task that is
+    already done is 409 and writes nothing.
+    """
+    who = current()
+    _in_range(instance_id)
+    department, role = json_data.get("department"), json_data.get("role")
+    if department is None:
+        department, role = who.acting_department, who.acting_role
+    action = Request(action=json_data["action"], task_id=json_data.get("task_id"),
+                     opinion=json_data.get("opinion"), target=json_data.get("target"),
+                     user=json_data.get("user"), users=tuple(json_data.get("users") or ()),
+                     position=json_data.get("position"), data=json_data.get("data"))
+
+    def run(s):
+        _check_visible(s, who, instance_id, json_data.get("on_behalf_of"))
+        result = services().workflow.act(s, who.user_id, instance_id, action, department=department,
+                                         role=role, on_behalf_of=json_data.get("on_behalf_of"))
+        return 200, result
+
+    return _write(run, json_data, headers_data)
+
+
+def _in_range(instance_id: int) -> None:
+    if instance_id > MAX_ID:  # beyond the key column: cannot exist (and PostgreSQL would refuse it)
+        raise NotFound("no such application")
+
+
+def _check_visible(s, who, instance_id: int, on_behalf_of: int | None) -> None:
+    """Acting needs the instance to be visible to the actor, or to the absent colleague a stand-in
+    acts for (it is their task); the substitution itself is checked by the service."""
+    if on_behalf_of is None:
+        visible_instance(s, who, instance_id)
+        return
+    # The substitution first: otherwise anyone could learn what a colleague may see.
+    now = services().clock()
+    if s.scalar(select(Substitution.id).where(
+            Substitution.user_id == on_behalf_of, Substitution.substitute_id == who.user_id,
+            Substitution.starts_at <= now, Substitution.ends_at > now)) is None:
+        raise Forbidden("you are not standing in for that person now")
+    visible_to_user(s, on_behalf_of, instance_id)
+
+
+def _write(run, json_data: dict, headers_data: dict):
+    """Run one write transaction; with an Idempotency-Key, replay or record it (idempotency.py)."""
+    svc, who = services(), current()
+    key = headers_data.get("idempotency_key")
+    now = svc.clock()
+    with svc.db.write() as s:
+        if key is None:
+            status, result = run(s)
+            out = _result(result)
+        else:
+            print_ = idempotency.fingerprint(request.method, request.path, json_data)
+            user = idempotency.lock_user(s, who.user_id)
+            stored = idempotency.find(s, who.user_id, key, print_, now=now)
+            if stored is not None:
+                status, out = stored.status, {**stored.result, "replayed": True}
+            else:
+                status, result = run(s)
+                out = _result(result)
+                idempotency.remember(s, user, key, print_, status, out, now=now, method=request.method,
+                                     path=request.path, ip=request.remote_addr or "")
+    with svc.db.read() as s:
+        instance = instance_detail(s, svc.store, out["instance_id"])
+    headers = {"Idempotent-Replayed": "true"} if out["replayed"] else {}
+    return {"result": out, "instance": instance}, status, headers
+
+
+def _result(result) -> dict:
+    return {"instance_id": result.instance_id, "status": result.status, "current_step": result.current_step,
+            "trail_event_id": result.trail_event_id, "opened_task_ids": list(result.opened_task_ids),
+            "replayed": False}

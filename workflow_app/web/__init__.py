@@ -1,0 +1,75 @@
+"""HTML blueprints, error pages, security headers and the template helpers they share."""
+from __future__ import annotations
+
+from flask import Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+
+from ..engine.errors import ActionError
+from . import labels
+
+
+def register(app: Flask) -> None:
+    from . import auth
+    from .pages import register_pages
+
+    app.register_blueprint(auth.bp)
+    register_pages(app)
+    labels.install(app)
+
+    from ..extensions import login_manager
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录"
+    login_manager.session_protection = None  # the server-side session row is the protection
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Cache-Control"] = response.headers.get("Cache-Control", "no-store")
+        response.headers.pop("Server", None)
+        return response
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/")
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(err):
+        if wants_json():
+            return jsonify(error="csrf", message=err.description), 400
+        return render_template("errors/error.html", code=400, title="请求已失效",
+                               message="页面已过期或请求来源无法验证（CSRF），请刷新后重试。"), 400
+
+    for code, title, message in (
+            (403, "无权访问", "您没有权限查看或操作此内容。"),
+            (404, "未找到", "您访问的内容不存在，或您无权查看。"),
+            (500, "系统错误", "系统出现错误，操作未生效。请稍后重试或联系管理员。")):
+        def handler(err, code=code, title=title, message=message):
+            if wants_json():
+                return jsonify(error={403: "forbidden", 404: "not_found", 500: "server_error"}[code],
+                               message=message), code
+            return render_template("errors/error.html", code=code, title=title, message=message), code
+        app.register_error_handler(code, handler)
+
+    @app.errorhandler(ActionError)
+    def action_error(err: ActionError):
+        status = {"forbidden": 403, "conflict": 409, "not_found": 404}.get(err.code, 422)
+        if wants_json():
+            return jsonify(error=err.code, message=err.message, details=_plain(err.details)), status
+        if status == 409:
+            flash(f"操作未生效：{err.message}。以下是最新状态。", "warning")
+        else:
+            flash(err.message, "error")
+        return redirect(request.referrer if _same_site(request.referrer) else url_for("inbox.index"))
+
+
+def _same_site(url: str | None) -> bool:
+    return bool(url) and url.startswith(request.host_url)
+
+
+def _plain(details: dict) -> dict:
+    return {k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)
+            for k, v in details.items()}

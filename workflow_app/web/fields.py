@@ -1,0 +1,111 @@
+"""Forms generated from a definition's fields (the start form, and the fields editable at a step).
+
+WTForms renders and reads the inputs; the engine (`engine/forms.clean`) is the one validator, so
+the same rules hold for the pages, the API and imports. Its per-field messages come back in
+`InvalidAction.details['fields']` and are shown beside each input (`errors_from`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
+
+from ..engine.organisation import Organisation
+from ..engine.schema import FieldType
+from ..engine.spec import FieldSpec, ProcessSpec
+from . import labels
+from .messages import field_message
+
+PREFIX = "f"
+GROUP_KINDS = ("soe_group", "subsidiary")  # department fields name a park's SOE group or company
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One field as the template needs it: spec (type, unit, required), input, label, error."""
+
+    spec: FieldSpec
+    input: object
+    label: str
+    error: str | None
+
+
+def department_choices(org: Organisation) -> list[SelectChoice]:
+    return [SelectChoice(d.code, labels.text(d.name)) for d in org.departments.values()
+            if d.kind in GROUP_KINDS]
+
+
+def _input(f: FieldSpec, label: str, org: Organisation):
+    required = {"aria-required": "true"} if f.required else {}
+    choose = SelectChoice("", labels.pick(("— 请选择 —", "— choose —")))
+    t = f.type
+    if t is FieldType.enum:
+        return SelectField(label, choices=[choose] + [SelectChoice(c) for c in f.choices],
+                           validate_choice=False, render_kw=required)
+    if t is FieldType.department:
+        return SelectField(label, choices=[choose] + department_choices(org),
+                           validate_choice=False, render_kw=required)
+    if t is FieldType.boolean:
+        return RadioField(label, choices=[SelectChoice("true", labels.pick(("是", "Yes"))),
+                                          SelectChoice("false", labels.pick(("否", "No")))],
+                          validate_choice=False)
+    if t in (FieldType.integer, FieldType.decimal):
+        mode = "numeric" if t is FieldType.integer else "decimal"
+        return StringField(label, render_kw={"inputmode": mode, "autocomplete": "off", **required})
+    if t is FieldType.date:
+        return StringField(label, render_kw={"type": "date", **required})
+    if t is FieldType.attachment:
+        return StringField(label, render_kw={
+            "maxlength": f.max_length, **required,
+            "placeholder": labels.pick(("文件名或档案编号", "File name or archive reference"))})
+    if f.max_length > 200:
+        return TextAreaField(label, render_kw={"maxlength": f.max_length, "rows": 3, **required})
+    return StringField(label, render_kw={"maxlength": f.max_length, **required})
+
+
+def _display(f: FieldSpec, value) -> object:
+    if value is None:
+        return None
+    if f.type is FieldType.boolean:
+        return "true" if value else "false"
+    return str(value)
+
+
+def field_form(spec: ProcessSpec, names: list[str], org: Organisation, data: dict | None = None,
+               *, csrf: bool = False) -> FlaskForm:
+    """A form with one input per field in `names` (prefixed `f-`), filled from stored `data` on
+    GET and from the request on POST. CSRF is off by default: the action form around it has it."""
+    attrs = {f.name: _input(f, labels.text(f.label), org)
+             for f in spec.fields if f.name in names}
+    cls = type("FieldsForm", (FlaskForm,), attrs)
+    initial = {f.name: _display(f, (data or {}).get(f.name)) for f in spec.fields if f.name in names}
+    return cls(prefix=PREFIX, data=initial, meta={"csrf": csrf})
+
+
+def submitted(form: FlaskForm, names: list[str]) -> dict:
+    """What was typed, as raw values for the engine (empty inputs mean 'no value')."""
+    out = {}
+    for name in names:
+        if name in form:
+            value = form[name].data
+            out[name] = value.strip() if isinstance(value, str) else value
+    return out
+
+
+def errors_from(details: dict) -> dict[str, str]:
+    return {name: field_message(msg) for name, msg in (details.get("fields") or {}).items()}
+
+
+def shown(form: FlaskForm, spec: ProcessSpec, names: list[str],
+          errors: dict[str, str] | None = None) -> list[Shown]:
+    errors = errors or {}
+    return [Shown(f, form[f.name], labels.text(f.label), errors.get(f.name))
+            for f in spec.fields if f.name in names and f.name in form]
+
+
+def editable_at(spec: ProcessSpec, step_id: str, *, resubmit: bool = False) -> list[str]:
+    """Fields a person may change at `step_id`: all of them when resubmitting after 退回."""
+    if resubmit:
+        return [f.name for f in spec.fields]
+    return [f.name for f in spec.fields if step_id in f.editable_at]

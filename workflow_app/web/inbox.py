@@ -1,0 +1,154 @@
+"""The inbox (`/`): 待办, 部门待认领, 已办, 抄送, 我发起的 — with due-date warnings, a title
+search, keyset paging ("更多") and 批量同意 for steps whose definition allows it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import SelectMultipleField
+
+from ..container import services
+from ..engine.errors import ActionError
+from ..engine.runtime import Request
+from ..models import ProcessInstance, Task
+from ..services import queries
+from . import labels
+from .current import me
+from .instances import capacity
+from .messages import action_message
+from .pages import tr
+from .timeline import due_state
+
+bp = Blueprint("inbox", __name__)
+
+PAGE = 30
+TABS = (  # key, Chinese, English
+    ("my", "待办", "To do"),
+    ("queue", "部门待认领", "Department queue"),
+    ("done", "已办", "Done"),
+    ("cc", "抄送我的", "CC'd to me"),
+    ("started", "我发起的", "Started by me"),
+)
+
+
+class BulkForm(FlaskForm):
+    task_ids = SelectMultipleField(coerce=int, validate_choice=False)
+
+
+@dataclass
+class Row:
+    """An inbox line with what the template shows beside it."""
+
+    item: queries.InboxRow
+    process_title: str
+    step_title: str
+    due: str | None = None          # "overdue" | "soon" | "ok" (None: no deadline)
+    bulk: bool = False
+    delegated_to_me: bool = False
+    returned: bool = False          # an application 退回 to its submitter
+
+    @property
+    def key(self) -> int:
+        return self.item.task_id or self.item.instance_id
+
+
+def _fetch(s, tab: str, user, before: int | None, search: str | None, limit: int):
+    if tab == "my":
+        return queries.my_tasks(s, user.id, before_id=before, limit=limit, search=search)
+    if tab == "queue":
+        return queries.queue_tasks(s, user.memberships, before_id=before, limit=limit, search=search)
+    if tab == "done":
+        return queries.done_tasks(s, user.id, before_id=before, limit=limit, search=search)
+    if tab == "cc":
+        return queries.cc_instances(s, user.id, before_id=before, limit=limit, search=search)
+    return queries.started_instances(s, user.id, before_id=before, limit=limit, search=search)
+
+
+def _rows(s, items: list[queries.InboxRow], tab: str, user_id: int, now: datetime) -> list[Row]:
+    svc = services()
+    definitions = dict(s.execute(select(ProcessInstance.id, ProcessInstance.definition_id).where(
+        ProcessInstance.id.in_({i.instance_id for i in items}))).all()) if items else {}
+    task_ids = [i.task_id for i in items if i.task_id]
+    tasks = {t.id: t for t in s.execute(select(Task.id, Task.origin, Task.delegate_id)
+                                        .where(Task.id.in_(task_ids)))} if task_ids else {}
+    rows = []
+    for item in items:
+        spec = svc.store.spec(s, definitions[item.instance_id])
+        step = spec.steps.get(item.step)
+        task = tasks.get(item.task_id)
+        row = Row(item, labels.text(spec.title), labels.text(step.title) if step else item.step)
+        if tab in ("my", "queue"):
+            row.due = due_state(item.due_at, now)
+            row.delegated_to_me = bool(task and task.delegate_id == user_id)
+            row.returned = bool(task and task.origin == "start")
+            row.bulk = (tab == "my" and step is not None and step.bulk_approve
+                        and not row.delegated_to_me and not row.returned)
+        rows.append(row)
+    return rows
+
+
+@bp.get("/")
+@login_required
+def index():
+    user = me()
+    tab = request.args.get("tab", "my")
+    if tab not in {t[0] for t in TABS}:
+        tab = "my"
+    search = (request.args.get("q") or "").strip()[:100] or None
+    before = request.args.get("before", type=int)
+    svc = services()
+    now = svc.clock()
+    with svc.db.read() as s:
+        items = _fetch(s, tab, user, before, search, PAGE + 1)
+        more = len(items) > PAGE
+        rows = _rows(s, items[:PAGE], tab, user.id, now)
+    return render_template(
+        "inbox/index.html", tabs=TABS, tab=tab, rows=rows, search=search or "", more=more,
+        next_before=rows[-1].key if more and rows else None, now=now,
+        any_bulk=any(r.bulk for r in rows),
+        is_submitter=user.has_role("submitter"))
+
+
+@bp.post("/inbox/bulk-approve")
+@login_required
+def bulk_approve():
+    """同意 several tasks at once: each in its own transaction, so one refusal (someone else
+    acted first, an opinion is required...) does not undo the others."""
+    user = me()
+    form = BulkForm()
+    back = url_for("inbox.index", tab="my")
+    if not form.validate_on_submit() or not form.task_ids.data:
+        flash(tr("请先勾选要批量同意的待办", "Tick the tasks to approve first"), "warning")
+        return redirect(back)
+    svc = services()
+    done, refused = 0, []
+    for task_id in dict.fromkeys(form.task_ids.data[:200]):
+        with svc.db.read() as s:
+            found = s.execute(select(Task.instance_id, Task.step, Task.department, Task.role,
+                                     ProcessInstance.definition_id, ProcessInstance.title)
+                              .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+                              .where(Task.id == task_id)).one_or_none()
+            spec = svc.store.spec(s, found.definition_id) if found else None
+        if found is None:
+            continue
+        step = spec.steps.get(found.step)
+        if step is None or not step.bulk_approve:
+            refused.append(f"{found.title}：" + tr("此环节不支持批量同意", "this step cannot be bulk-approved"))
+            continue
+        department, role = capacity(user, found.department, found.role)
+        try:
+            with svc.db.write() as s:
+                svc.workflow.act(s, user.id, found.instance_id, Request("approve", task_id),
+                                 department=department, role=role)
+            done += 1
+        except ActionError as err:
+            refused.append(f"{found.title}：{action_message(err)}")
+    if done:
+        flash(tr(f"已批量同意 {done} 项", f"Approved {done} task(s)"), "success")
+    for line in refused:
+        flash(tr("未处理：", "Not done: ") + line, "warning")
+    return redirect(back)

@@ -1,0 +1,125 @@
+"""Words and formats shown to people: statuses, actions, departments and roles in Chinese (or
+English), dates in Asia/Shanghai as 2026年11月25日, money in 万元 with thousands separators.
+One place, so pages, exports and PDFs say the same thing."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from flask import Flask, session
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+STATUS = {
+    "running": ("审批中", "In progress"), "approved": ("已通过", "Approved"),
+    "rejected": ("未通过", "Rejected"), "withdrawn": ("已撤回", "Withdrawn"), "void": ("已作废", "Void"),
+    "open": ("待处理", "Open"), "waiting": ("等待中", "Waiting"), "done": ("已处理", "Done"),
+    "cancelled": ("已取消", "Cancelled"),
+}
+ACTION = {
+    "start": ("发起", "Started"), "submit": ("提交", "Submitted"), "approve": ("同意", "Approved"),
+    "reject": ("拒绝", "Rejected"), "return": ("退回", "Returned"), "withdraw": ("撤回", "Withdrew"),
+    "void": ("作废", "Voided"), "transfer": ("转办", "Transferred"), "delegate": ("委派", "Delegated"),
+    "resolve": ("委派意见", "Delegate's opinion"), "add_signer": ("加签", "Added signer"),
+    "remove_signer": ("减签", "Removed signer"), "claim": ("认领", "Claimed"),
+    "release": ("退回部门队列", "Released"), "comment": ("评论", "Commented"), "cc": ("抄送", "CC"),
+    "urge": ("催办", "Urged"), "subprocess_end": ("子流程结束", "Sub-process ended"),
+    "migrate": ("迁移版本", "Migrated"), "definition_sync": ("同步流程定义", "Definition synced"),
+    "timeout": ("超时", "Timed out"), "deemed_consent": ("逾期视为同意", "Deemed consent"),
+}
+ROLE_FALLBACK = {"submitter": ("项目填报人", "Submitter")}
+
+
+def english() -> bool:
+    try:
+        return session.get("locale") == "en"
+    except RuntimeError:
+        return False
+
+
+def pick(pair: tuple[str, str]) -> str:
+    return pair[1] if english() and pair[1] else pair[0]
+
+
+def status_label(code: str | None) -> str:
+    return pick(STATUS.get(code or "", (code or "", code or "")))
+
+
+def action_label(code: str | None, spec=None) -> str:
+    if code in ACTION:
+        return pick(ACTION[code])
+    if spec is not None and code:
+        text = spec.trigger_label(code)
+        if text:
+            return text.en if english() and text.en else text.zh
+    return code or ""
+
+
+def text(value) -> str:
+    """A schema Text (zh/en) in the current language."""
+    if value is None:
+        return ""
+    return value.en if english() and getattr(value, "en", "") else value.zh
+
+
+def local(dt: datetime | None) -> datetime | None:
+    return dt.astimezone(SHANGHAI) if dt else None
+
+
+def format_date(value: datetime | date | str | None) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    if isinstance(value, datetime):
+        value = value.astimezone(SHANGHAI).date()
+    return value.strftime("%Y-%m-%d") if english() else f"{value.year}年{value.month}月{value.day}日"
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    v = value.astimezone(SHANGHAI)
+    return v.strftime("%Y-%m-%d %H:%M") if english() else f"{v.year}年{v.month}月{v.day}日 {v:%H:%M}"
+
+
+def format_number(value, places: int | None = None) -> str:
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if places is not None:
+        number = round(number, places)
+    text_ = f"{number:,f}"
+    if "." in text_:
+        text_ = text_.rstrip("0").rstrip(".")
+    return text_
+
+
+def format_money_wan(value) -> str:
+    return f"{format_number(value)} 万元" if value not in (None, "") else ""
+
+
+def install(app: Flask) -> None:
+    from ..container import services
+
+    def department_name(code: str | None) -> str:
+        if not code:
+            return ""
+        dept = services().store.organisation.departments.get(code)
+        return text(dept.name) if dept else code
+
+    def role_name(code: str | None) -> str:
+        if not code:
+            return ""
+        name = services().store.organisation.roles.get(code)
+        return text(name) if name else pick(ROLE_FALLBACK.get(code, (code, code)))
+
+    app.jinja_env.filters.update(
+        status=status_label, action=action_label, department=department_name, role=role_name,
+        date_cn=format_date, datetime_cn=format_datetime, number=format_number,
+        money_wan=format_money_wan, text=text)
+    app.jinja_env.globals.update(english=english)
