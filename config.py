@@ -18,6 +18,8 @@ class Config:
     CALENDARS = os.environ.get("CALENDARS", str(BASE_DIR / "process_defs" / "calendars"))
     REDIS_URL = os.environ.get("REDIS_URL")
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    # A moving window: a fixed window lets a burst straddle the minute boundary (2x the limit).
+    RATELIMIT_STRATEGY = "moving-window"
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "workflow_app" / "translations")
