@@ -41,6 +41,7 @@ from .definitions import DefinitionStore
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PAGE = 50
 MAX_SAMPLE = 1000
+INT32 = 2**31  # user and instance ids are INTEGER columns
 FLAGS = ("late", "return", "withdraw", "substitute")
 REVIEWER_ROLES = queries.OVERSIGHT_ROLES      # membership roles that open the console
 REVIEWER_ADMINS = queries.OVERSIGHT_ADMINS    # and the audit administrator (三员分立)
@@ -87,9 +88,10 @@ def like_pattern(text: str) -> str:
 
 
 def _late():
-    # The event that completed a task (same instant as completed_at) after the task's deadline.
+    # The event that completed a task (its action is the task's decision, taken at completed_at)
+    # after the task's deadline; not the 认领 or 委派 that came before it.
     return and_(Task.status == "done", Task.due_at.is_not(None), Task.completed_at > Task.due_at,
-                TrailEvent.created_at >= Task.completed_at)
+                TrailEvent.action == Task.decision, TrailEvent.created_at >= Task.completed_at)
 
 
 def _joined(*columns):
@@ -106,8 +108,8 @@ def _filtered(q, c: Criteria):
         q = q.where(TrailEvent.actor_department == c.department)
     if c.action:
         q = q.where(TrailEvent.action == c.action)
-    if c.instance_id is not None:
-        q = q.where(TrailEvent.instance_id == c.instance_id)
+    if c.instance_id is not None:  # ids are 32-bit columns: a larger number matches nothing
+        q = q.where(TrailEvent.instance_id == c.instance_id if 0 < c.instance_id < INT32 else false())
     start, end = day_bounds(c.date_from, c.date_to)
     if start is not None:
         q = q.where(TrailEvent.created_at >= start)
@@ -127,7 +129,7 @@ def _filtered(q, c: Criteria):
 
 def _person(person: str):
     """The person acted, or someone acted on their behalf (a substitution)."""
-    if person.isdigit() and len(person) < 12:
+    if person.isascii() and person.isdigit() and int(person) < INT32:
         uid = int(person)
         return or_(TrailEvent.actor_id == uid, TrailEvent.on_behalf_of_id == uid)
     pattern = like_pattern(person)
@@ -200,7 +202,7 @@ def search(session: Session, criteria: Criteria, *, before: int | None = None,
     limit = min(max(limit, 1), 500)
     q = _filtered(_joined(*_ROW_COLUMNS), criteria)
     if before:
-        q = q.where(TrailEvent.id < before)
+        q = q.where(TrailEvent.id < min(before, 2**62))  # a forged huge cursor is just "from the top"
     rows = _decisions(session, q.order_by(TrailEvent.id.desc()).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -265,9 +267,10 @@ def revisions(session: Session, key: str) -> list[Revision]:
         .order_by(ProcessDefinition.revision))]
 
 
-def process_keys(session: Session) -> list[tuple[str, str]]:
-    """(key, Chinese title of the newest revision) for the search form."""
-    return list(session.execute(select(ProcessDefinition.key, ProcessDefinition.title_zh)
+def process_keys(session: Session) -> list[tuple[str, str, str]]:
+    """(key, Chinese title, English title) of each process's newest revision."""
+    return list(session.execute(select(ProcessDefinition.key, ProcessDefinition.title_zh,
+                                       ProcessDefinition.title_en)
                                 .where(ProcessDefinition.is_latest.is_(True))
                                 .order_by(ProcessDefinition.key)).all())
 
@@ -352,9 +355,10 @@ def dossier(session: Session, store: DefinitionStore, instance_id: int, *, user_
         select(ProcessDefinition).where(ProcessDefinition.id.in_(ids)))}
     late = {t.id for t in view.tasks if t.status == "done" and t.due_at and t.completed_at
             and t.completed_at > t.due_at}
-    done_at = {t.id: t.completed_at for t in view.tasks if t.id in late}
-    late_events = {e.id for e in view.events
-                   if e.task_id in done_at and e.created_at >= done_at[e.task_id]}
+    by_id = {t.id: t for t in view.tasks if t.id in late}
+    late_events = {e.id for e in view.events if e.task_id in by_id
+                   and e.action == by_id[e.task_id].decision
+                   and e.created_at >= by_id[e.task_id].completed_at}
     return Dossier(view, revs, verify_instance(session, instance_id), late, late_events)
 
 

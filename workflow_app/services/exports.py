@@ -31,7 +31,7 @@ from .compliance import Decision
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FONT_FAMILY = "ParkFlowCJK"
-_FONT_QUERIES = ("Noto Sans CJK SC:style=Regular", "Noto Serif CJK SC:style=Regular")
+_FONT_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC")
 _FONT_DIRS = (Path("/usr/share/fonts/opentype/noto"), Path("/usr/share/fonts/noto-cjk"))
 _FONT_FILES = ("NotoSansCJK-Regular.ttc", "NotoSerifCJK-Regular.ttc")
 
@@ -121,45 +121,58 @@ def decisions_xlsx(rows: Iterable[Decision], *, words: Words, criteria: list[tup
 
 
 # ---------------------------------------------------------------- PDF
-@lru_cache(maxsize=1)
-def cjk_font() -> Path | None:
+@lru_cache(maxsize=2)
+def cjk_font(bold: bool = False) -> Path | None:
     """The Noto Sans CJK file fontconfig resolves (Noto Serif CJK if Sans is missing)."""
+    style = "Bold" if bold else "Regular"
     if shutil.which("fc-match"):
-        for query in _FONT_QUERIES:
+        for family in _FONT_FAMILIES:
             try:
-                found = subprocess.run(["fc-match", "-f", "%{file}", query], capture_output=True,
-                                       text=True, timeout=10, check=False).stdout.strip()
+                found = subprocess.run(["fc-match", "-f", "%{file}", f"{family}:style={style}"],
+                                       capture_output=True, text=True, timeout=10,
+                                       check=False).stdout.strip()
             except (OSError, subprocess.SubprocessError):
                 continue
             path = Path(found) if found else None
-            # fc-match always answers with *some* font: accept only a CJK one
-            if path and path.is_file() and "CJK" in path.name:
+            # fc-match always answers with *some* font: accept only a CJK one of that weight
+            if path and path.is_file() and "CJK" in path.name and (style in path.name or not bold):
                 return path
     for folder in _FONT_DIRS:
         for name in _FONT_FILES:
-            if (folder / name).is_file():
-                return folder / name
+            candidate = folder / name.replace("Regular", style)
+            if candidate.is_file():
+                return candidate
     return None
 
 
+def _fonts() -> list[Path]:
+    return [f for f in (cjk_font(), cjk_font(bold=True)) if f is not None]
+
+
 def font_face_css() -> str:
-    """The @font-face rule for the dossier template (empty when no CJK font is installed)."""
-    font = cjk_font()
-    if font is None:
-        return ""
-    return f'@font-face {{ font-family: "{FONT_FAMILY}"; src: url("{font.as_uri()}"); }}'
+    """The @font-face rules for the dossier template (empty when no CJK font is installed).
+    The bold face is its own file when installed, so headings are not synthesised from regular."""
+    rules = []
+    for bold in (False, True):
+        font = cjk_font(bold)
+        if font is not None and (not bold or font != cjk_font()):
+            rules.append(f'@font-face {{ font-family: "{FONT_FAMILY}"; font-weight: {700 if bold else 400}; '
+                         f'src: url("{font.as_uri()}"); }}')
+    return "\n".join(rules)
 
 
-def _fetcher_for(font: Path | None):
-    from weasyprint import default_url_fetcher
+def _fetcher_for(fonts: list[Path]):
+    from weasyprint.urls import URLFetcher
 
-    allowed = font.as_uri() if font else None
+    allowed = {font.as_uri() for font in fonts}
 
-    def fetch(url: str, *args, **kwargs):
-        if url == allowed or url.startswith("data:"):
-            return default_url_fetcher(url, *args, **kwargs)
-        raise ValueError(f"the dossier may not load {url[:80]}")
-    return fetch
+    class OnlyTheFonts(URLFetcher):
+        def fetch(self, url, headers=None):
+            if url in allowed or url.startswith("data:"):
+                return super().fetch(url, headers)
+            raise ValueError(f"the dossier may not load {url[:80]}")
+
+    return OnlyTheFonts(allowed_protocols=("file", "data"))
 
 
 def dossier_pdf(html: str, *, trail: dict, instance_id: int) -> bytes:
@@ -167,7 +180,7 @@ def dossier_pdf(html: str, *, trail: dict, instance_id: int) -> bytes:
     attached JSON file."""
     from weasyprint import HTML, Attachment
 
-    fetcher = _fetcher_for(cjk_font())
+    fetcher = _fetcher_for(_fonts())
     attachment = Attachment(
         string=json.dumps(trail, ensure_ascii=False, indent=1, default=str),
         base_url=None, url_fetcher=fetcher, name=f"trail-{instance_id}.json",

@@ -13,7 +13,7 @@ import secrets
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import DateField, IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -74,15 +74,15 @@ class SearchForm(FlaskForm):
     class Meta:
         csrf = False  # a GET form: bookmarkable, changes nothing
 
-    process = SelectField(choices=[], validate_choice=True, validators=[Optional()])
+    process_key = SelectField(choices=[], validate_choice=True, validators=[Optional()])
     department = SelectField(choices=[], validate_choice=True, validators=[Optional()])
     person = StringField(validators=[Optional(), Length(max=100)])
     action = SelectField(choices=[], validate_choice=True, validators=[Optional()])
     date_from = DateField(validators=[Optional()])
     date_to = DateField(validators=[Optional()])
-    instance = IntegerField(validators=[Optional(), NumberRange(min=1, max=2**62)])
+    instance = IntegerField(validators=[Optional(), NumberRange(min=1, max=compliance.INT32 - 1)])
     text = StringField(validators=[Optional(), Length(max=100)])
-    flags = SelectMultipleField(choices=[(f, f) for f in compliance.FLAGS],
+    flags = SelectMultipleField(choices=[SelectChoice(f, f) for f in compliance.FLAGS],
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
     sample = IntegerField(validators=[Optional(), NumberRange(min=1, max=compliance.MAX_SAMPLE)])
     seed = IntegerField(validators=[Optional(), NumberRange(min=0, max=2**31)])
@@ -93,7 +93,7 @@ class SearchForm(FlaskForm):
 
     def criteria(self) -> compliance.Criteria:
         return compliance.Criteria(
-            process_key=self.process.data or None, department=self.department.data or None,
+            process_key=self.process_key.data or None, department=self.department.data or None,
             person=(self.person.data or "").strip() or None, action=self.action.data or None,
             date_from=self.date_from.data, date_to=self.date_to.data,
             instance_id=self.instance.data, text=self.text.data or None,
@@ -101,9 +101,10 @@ class SearchForm(FlaskForm):
 
     def described(self) -> list[tuple[str, str]]:
         """The criteria in words (the export's criteria sheet)."""
-        pairs = [("流程", dict(self.process.choices).get(self.process.data, "")),
-                 ("部门", dict(self.department.choices).get(self.department.data, "")),
-                 ("人员", self.person.data or ""), ("动作", dict(self.action.choices).get(self.action.data, "")),
+        def chosen(field) -> str:
+            return next((c.label for c in field.choices if c.value == field.data and c.value), "")
+        pairs = [("流程", chosen(self.process_key)), ("部门", chosen(self.department)),
+                 ("人员", self.person.data or ""), ("动作", chosen(self.action)),
                  ("开始日期", self.date_from.data.isoformat() if self.date_from.data else ""),
                  ("结束日期", self.date_to.data.isoformat() if self.date_to.data else ""),
                  ("申请编号", str(self.instance.data or "")), ("意见包含", self.text.data or ""),
@@ -115,11 +116,13 @@ class SearchForm(FlaskForm):
 def _form(session) -> SearchForm:
     form = SearchForm(request.args)
     org = services().store.organisation
-    any_ = ("", tr("全部", "All"))
-    form.process.choices = [any_] + [(k, f"{t}（{k}）") for k, t in compliance.process_keys(session)]
-    form.department.choices = [any_] + [(code, labels.text(d.name)) for code, d in org.departments.items()]
-    form.action.choices = [any_] + [(a, labels.action_label(a)) for a in ACTIONS]
-    form.flags.choices = [(f, labels.pick(FLAG_LABELS[f])) for f in compliance.FLAGS]
+    any_ = SelectChoice("", tr("全部", "All"))
+    form.titles = {k: labels.pick((zh, en)) for k, zh, en in compliance.process_keys(session)}
+    form.process_key.choices = [any_] + [SelectChoice(k, t) for k, t in form.titles.items()]
+    form.department.choices = [any_] + [SelectChoice(code, labels.text(d.name))
+                                        for code, d in org.departments.items()]
+    form.action.choices = [any_] + [SelectChoice(a, labels.action_label(a)) for a in ACTIONS]
+    form.flags.choices = [SelectChoice(f, labels.pick(FLAG_LABELS[f])) for f in compliance.FLAGS]
     return form
 
 
@@ -167,7 +170,7 @@ def _step_titles(s, rows) -> dict[tuple[int | None, str | None], str]:
 def _link_args(form: SearchForm, page) -> dict:
     """The current criteria as query arguments (for the next page and the XLSX link)."""
     out: dict[str, object] = {}
-    for name in ("process", "department", "person", "action", "text"):
+    for name in ("process_key", "department", "person", "action", "text"):
         value = getattr(form, name).data
         if value:
             out[name] = value
@@ -228,7 +231,7 @@ def _step_title(spec, step_id: str | None) -> str:
     return labels.text(step.title) if step else (step_id or "")
 
 
-def _context(s, d: compliance.Dossier) -> dict:
+def _context(d: compliance.Dossier) -> dict:
     svc = services()
     view = d.view
     return dict(d=d, view=view, inst=view.instance, spec=view.spec,
@@ -243,7 +246,7 @@ def instance(iid: int):
     user = _reviewer()
     with services().db.read() as s:
         d = _dossier(s, iid, user)
-        return render_template("compliance/instance.html", **_context(s, d))
+        return render_template("compliance/instance.html", **_context(d))
 
 
 @bp.get("/instances/<int:iid>/dossier.pdf")
@@ -256,7 +259,7 @@ def dossier_pdf(iid: int):
         d = _dossier(s, iid, user)
         html = render_template("compliance/dossier_pdf.html", font_face=exports.font_face_css(),
                                font_family=exports.FONT_FAMILY, printed_at=now,
-                               printed_by=user.display_name, **_context(s, d))
+                               printed_by=user.display_name, **_context(d))
         record = compliance.trail_record(d.view.events, d.check)
     pdf = exports.dossier_pdf(html, trail=record, instance_id=iid)
     with svc.db.write() as s:
@@ -317,7 +320,12 @@ def definition_diff(key: str):
             abort(404)
         numbers = [r.revision for r in revs]
         new = request.args.get("new", type=int) or numbers[-1]
-        old = request.args.get("old", type=int) or (numbers[-2] if len(numbers) > 1 else numbers[-1])
+        if new not in numbers:
+            abort(404)
+        # without `old`: the revision just before `new` (what changed when `new` came in)
+        old = request.args.get("old", type=int) or numbers[max(numbers.index(new) - 1, 0)]
+        if old not in numbers:
+            abort(404)
         try:
             diff = compliance.definition_diff(s, key, old, new)
         except NotFound:
