@@ -111,3 +111,12 @@ def test_error_page_is_friendly(app, people):
     assert response.status_code == 404
     html = text(response)
     assert "未找到" in html and "返回我的待办" in html
+
+
+def test_password_page_and_english_error_page(app, people):
+    client = as_user(app, "promo1")
+    html = text(client.get("/password"))
+    assert "修改密码" in html and 'name="confirm"' in html
+    client.post("/locale/en")
+    response = client.get("/instances/999999")
+    assert response.status_code == 404 and "Not found" in text(response) and "未找到" not in text(response)

@@ -194,3 +194,40 @@ def test_english_action_panel(app, people):
     page = text(client.get(f"/instances/{iid}"))
     assert ">Approve</button>" in page and ">Reject</button>" in page and "In progress" in page
     assert "flowchart TD" in page
+
+
+def test_delegate_then_resolve(app, people):
+    iid = start(app, people)
+    [task] = open_tasks(app, iid)
+    act(app, people, "promo1", iid, Request("claim", task.id))
+    promo1, promo2 = as_user(app, "promo1"), as_user(app, "promo2")
+    post(promo1, iid, action="delegate", task_id=task.id, user=people["promo2"], opinion="请先核实用地")
+    page = text(promo2.get(f"/instances/{iid}"))
+    assert "委派给您的意见" in page and 'value="resolve"' in page and 'value="approve"' not in page
+    assert 'value="approve"' not in text(promo1.get(f"/instances/{iid}"))  # waits for the delegate
+    post(promo2, iid, action="resolve", task_id=task.id, opinion="用地已核实")
+    page = text(promo1.get(f"/instances/{iid}"))
+    assert 'value="approve"' in page and "用地已核实" in page and "意见交回 promo1" in page
+
+
+def test_add_and_remove_a_signer(app, people):
+    iid = start(app, people)
+    [task] = open_tasks(app, iid)
+    act(app, people, "promo1", iid, Request("claim", task.id))
+    promo1 = as_user(app, "promo1")
+    post(promo1, iid, action="add_signer", task_id=task.id, user=people["econ"], position="alongside")
+    added = next(t for t in open_tasks(app, iid) if t.assignee_id == people["econ"])
+    page = text(promo1.get(f"/instances/{iid}"))
+    assert "已加签" in page and 'value="remove_signer"' in page and "econ（并加签）" in page
+    assert 'value="approve"' in text(as_user(app, "econ").get(f"/instances/{iid}"))
+    post(promo1, iid, action="remove_signer", task_id=added.id)
+    assert all(t.assignee_id != people["econ"] for t in open_tasks(app, iid))
+    assert "已减签" in text(promo1.get(f"/instances/{iid}"))
+
+
+def test_unknown_action_is_refused(app, people):
+    iid = start(app, people)
+    client = as_user(app, "submitter")
+    response = post(client, iid, action="void", opinion="x")
+    assert "未知操作" in text(client.get(response.headers["Location"]))
+    assert instance(app, iid).status == "running"

@@ -7,10 +7,9 @@ Strangers get 404 (not 403), so application ids cannot be probed.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import HiddenField, IntegerField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
