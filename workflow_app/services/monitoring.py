@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from ..domain.monitoring import (RULES_FILE, Assessment, Grade, ParkFacts, PeriodFigures, RuleSet,
                                  grade_rank, load_rules)
 from ..domain.portfolio import (DEFAULT_DATA, FloorOccupancy, ParkOccupancy, PortfolioDef,
-                                load_file, period_end, whole_percent)
+                                Share, load_file, period_end, whole_percent)
 from ..models import (Building, Department, Membership, Park, ParkIndicator, ParkWarning,
                       ProcessInstance, Task, Unit, User)
 from .trail import append_system_event
@@ -272,32 +272,20 @@ def rectification_data(park: Park, a: Assessment, now: datetime) -> dict:
 # --------------------------------------------------------------------------- dashboard
 
 @dataclass(frozen=True)
-class Slice:
-    key: str
-    label: str
-    area_m2: Decimal
-    share: Decimal  # exact fraction of the portfolio's factory floor area
-
-    @property
-    def percent(self) -> int:
-        return whole_percent(self.share)
-
-
-@dataclass(frozen=True)
 class DashboardFigures:
     """What the dashboard charts show, computed from the database (not from the data file)."""
 
     factory_area_m2: Decimal
-    by_location: tuple[Slice, ...]
-    by_lead_industry: tuple[Slice, ...]
-    by_builder: tuple[Slice, ...]  # by SOE group: a subsidiary counts for its group
+    by_location: tuple[Share, ...]
+    by_lead_industry: tuple[Share, ...]
+    by_builder: tuple[Share, ...]  # by SOE group: a subsidiary counts for its group
     occupancy: tuple[ParkOccupancy, ...]  # operating parks, per floor
     occupancy_all: ParkOccupancy  # the operating parks together
     warnings_by_grade: dict[str, int]  # open warnings: red, orange, yellow
     overdue_by_department: tuple[tuple[str, str, int], ...]  # (code, name, open tasks past due)
 
     @staticmethod
-    def top(slices: tuple[Slice, ...], n: int = 2) -> tuple[list[str], Decimal]:
+    def top(slices: tuple[Share, ...], n: int = 2) -> tuple[list[str], Decimal]:
         """The n largest slices together, e.g. 智能制造 + 新材料 = 81 %."""
         chosen = slices[:n]
         return [s.key for s in chosen], sum((s.share for s in chosen), Decimal(0))
@@ -361,11 +349,11 @@ def dashboard_figures(session: Session, *, now: datetime | None = None,
                                    Park.factory_area_m2)).all()
     total = sum((p.factory_area_m2 for p in parks), Decimal(0))
 
-    def breakdown(key_of, label_of) -> tuple[Slice, ...]:
+    def breakdown(key_of, label_of) -> tuple[Share, ...]:
         areas: dict[str, Decimal] = defaultdict(Decimal)
         for p in parks:
             areas[key_of(p)] += p.factory_area_m2
-        return tuple(Slice(k, label_of(k), a, a / total if total else Decimal(0))
+        return tuple(Share(k, label_of(k), a, a / total if total else Decimal(0))
                      for k, a in sorted(areas.items(), key=lambda kv: (-kv[1], kv[0])))
 
     occupancy = _occupancy(session)
