@@ -25,6 +25,7 @@ from .current import SignedIn, me
 from .messages import translated
 from .pages import tr
 from .panel import ActionPanel, build_panel, people_choices
+from .portfolio import instance_evidence
 from .timeline import build_timeline, form_rows, waiting_on
 
 bp = Blueprint("instances", __name__)
@@ -99,7 +100,8 @@ def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = N
         "instances/detail.html", view=view, inst=view.instance, spec=view.spec, panel=panel,
         timeline=timeline, waiting=waiting, diagram=diagram, people=people, form=posted,
         data_rows=form_rows(view.spec, view.instance.form_data, svc.store.organisation),
-        current_step=view.spec.steps.get(view.instance.current_step), now=now), status
+        current_step=view.spec.steps.get(view.instance.current_step), now=now,
+        park_evidence=instance_evidence(view.instance, user)), status
 
 
 @bp.get("/instances/<int:iid>")

@@ -32,13 +32,14 @@ def tr(zh: str, en: str = "") -> str:
 
 
 def register_pages(app: Flask) -> None:
-    from . import compliance, definitions, inbox, instances, start
+    from . import compliance, definitions, inbox, instances, portfolio, start
 
     app.register_blueprint(inbox.bp)
     app.register_blueprint(start.bp)
     app.register_blueprint(instances.bp)
     app.register_blueprint(definitions.bp)
     app.register_blueprint(compliance.bp)
+    app.register_blueprint(portfolio.bp)
     app.jinja_env.globals.update(tr=tr, button=button)
 
     @app.context_processor
