@@ -3,7 +3,7 @@ English), dates in Asia/Shanghai as 2026年11月25日, money in 万元 with thou
 One place, so pages, exports and PDFs say the same thing."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -77,6 +77,14 @@ def format_date(value: datetime | date | str | None) -> str:
     return value.strftime("%Y-%m-%d") if english() else f"{value.year}年{value.month}月{value.day}日"
 
 
+def format_due_date(due_at: datetime | None) -> str:
+    """The last day a task may be done. A deadline is stored as the instant it passes (local
+    midnight after the last working day), so the day shown is the one before that instant."""
+    if due_at is None:
+        return ""
+    return format_date(due_at - timedelta(microseconds=1))
+
+
 def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -118,8 +126,17 @@ def install(app: Flask) -> None:
         name = services().store.organisation.roles.get(code)
         return text(name) if name else pick(ROLE_FALLBACK.get(code, (code, code)))
 
-    app.jinja_env.filters.update(
+    def action_in(code: str | None, definition_id: int | None) -> str:
+        """An action's label as the definition in force named it (custom triggers included)."""
+        if code in ACTION or definition_id is None:
+            return action_label(code)
+        svc = services()
+        with svc.db.read() as session:  # compiled specs are cached: no query after the first
+            spec = svc.store.spec(session, definition_id)
+        return action_label(code, spec)
+
+    app.jinja_env.filters.update(action_in=action_in, 
         status=status_label, action=action_label, department=department_name, role=role_name,
-        date_cn=format_date, datetime_cn=format_datetime, number=format_number,
+        date_cn=format_date, due_date_cn=format_due_date, datetime_cn=format_datetime, number=format_number,
         money_wan=format_money_wan, text=text)
     app.jinja_env.globals.update(english=english)
