@@ -34,6 +34,11 @@ class Config:
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "30"))
     PASSWORD_MAX_AGE_DAYS = int(os.environ.get("PASSWORD_MAX_AGE_DAYS", "90"))
     LOG_RETENTION_DAYS = max(185, int(os.environ.get("LOG_RETENTION_DAYS", "185")))
+    # Notification e-mail, sent by the SLA sweeper (`flask sla sweep` / `worker`); unset: no e-mail.
+    SMTP_HOST = os.environ.get("SMTP_HOST")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+    SMTP_FROM = os.environ.get("SMTP_FROM", "parkflow@localhost")
+    URGE_INTERVAL_HOURS = float(os.environ.get("URGE_INTERVAL_HOURS", "24"))  # 催办: once per task per N hours
     DEMO_ALLOWED = True
     TESTING = False
 

@@ -75,18 +75,6 @@ class Service:
         self.db.dispose()
 
 
-class Proposal(Service):
-    """The prototype of the proposed service-layer changes (bench/proposal.py), NOT the product."""
-
-    def __init__(self, url: str, people: People, defs: str):
-        from .proposal import ProposedWorkflow, without_pre_ping
-
-        super().__init__(url, people, defs)
-        self.workflow = ProposedWorkflow(self.workflow.store, self.workflow.calendar)
-        if not self.db.is_sqlite:
-            without_pre_ping(self.db)
-
-
 # ---------------------------------------------------------------- raw SQLite
 _SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"   # how SQLAlchemy stores DateTime on SQLite
 
@@ -284,4 +272,4 @@ class RawPg(_Raw):
         self.conn.close()
 
 
-DRIVERS = {"service": Service, "proposal": Proposal, "raw_sqlite": RawSqlite, "raw_pg": RawPg}
+DRIVERS = {"service": Service, "raw_sqlite": RawSqlite, "raw_pg": RawPg}

@@ -9,6 +9,7 @@ typical one.
 """
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -108,19 +109,64 @@ def _exec_ms(plan: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def verify_trail(url: str) -> dict:
-    """`services.trail.verify` over the whole database, as `flask trail verify` runs it."""
+def verify_trail(url: str, workers: int = 1) -> dict:
+    """`services.trail.verify` over the whole database: with `workers=1` exactly what `flask trail
+    verify` runs; with more, the same call with `workers=` (ranges verified in child processes).
+
+    CPU per event: the verifying processes (this one + its children, from getrusage) and the
+    PostgreSQL backends serving them (each backend's own /proc counters, sampled every 50 ms
+    while it lives: the last < 50 ms of a backend may be missed)."""
+    import resource
+    import threading
+
+    import psycopg
+
     from workflow_app.database import Database
     from workflow_app.services.trail import verify
 
-    db = Database(url)
+    tag = f"parkflow_bench_verify_{os.getpid()}"
+    db = Database(url + ("&" if "?" in url else "?") + f"application_name={tag}")
+    seen: dict[int, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not done.is_set():
+                for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (tag,)):
+                    cpu = _proc_cpu(pid)
+                    if cpu is not None:
+                        seen[pid] = max(cpu, seen.get(pid, 0.0))
+                done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
+        before = _rusage(resource)
         t = time.perf_counter()
         with db.read() as s:
-            result = verify(s)
+            result = verify(s, workers=workers)
         seconds = time.perf_counter() - t
-        return {"checked": result.checked, "chains": result.chains, "ok": result.ok,
-                "broken": None if result.ok else f"{result.chain}: {result.broken}",
-                "seconds": seconds, "events_per_s": result.checked / seconds if seconds else None}
+        client = _rusage(resource) - before
     finally:
+        done.set()
+        sampler.join(timeout=10)
         db.dispose()
+    n = result.checked or 1
+    return {"checked": result.checked, "chains": result.chains, "ok": result.ok, "workers": workers,
+            "broken": None if result.ok else f"{result.chain}: {result.broken}",
+            "seconds": seconds, "events_per_s": result.checked / seconds if seconds else None,
+            "client_cpu_us_per_event": client / n * 1e6, "server_cpu_us_per_event": sum(seen.values()) / n * 1e6,
+            "backends_seen": len(seen)}
+
+
+def _rusage(resource) -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -3,9 +3,8 @@ close to the unprofiled ones), summarised as inclusive time per function.
 
     python -m bench.profile service_sqlite [N]    # Workflow.act on SQLite, N instances (default 1000)
     python -m bench.profile service_pg [N]        # the same on PostgreSQL, one process
-    python -m bench.profile proposal_sqlite [N]   # the prototype of the proposed changes (bench/proposal.py)
     python -m bench.profile http_api [N]          # gunicorn workers while the client approves
-    python -m bench.profile trail_verify          # services.trail.verify on the big data set
+    python -m bench.profile trail_verify          # services.trail.verify (one process) on the big data set
 
 Writes bench/results/profile_<case>.txt (and the raw py-spy stacks to /tmp/parkflow_bench).
 Requires `pip install py-spy` in the venv (a dev tool; not in requirements).
@@ -23,7 +22,6 @@ from pathlib import Path
 from .common import PG_BIG_URL, PG_URL, WORK_DIR, results_dir, defs_dir, fresh_pg, fresh_sqlite, setup_chain
 
 ROOTS = {"service_sqlite": "act (bench/drivers.py", "service_pg": "act (bench/drivers.py",
-         "proposal_sqlite": "act (bench/drivers.py", "proposal_pg": "act (bench/drivers.py",
          "trail_verify": "verify (workflow_app/services/trail.py", "http_api": "wsgi_app (flask/app.py"}
 
 
@@ -69,10 +67,6 @@ def target(case: str, n: int) -> None:
         _drive_service(fresh_sqlite("profile"), n)
     elif case == "service_pg":
         _drive_service(fresh_pg(PG_URL), n)
-    elif case == "proposal_sqlite":
-        _drive_service(fresh_sqlite("profile"), n, "proposal")
-    elif case == "proposal_pg":
-        _drive_service(fresh_pg(PG_URL), n, "proposal")
     elif case == "trail_verify":
         from .inbox import verify_trail
         print(verify_trail(PG_BIG_URL), file=sys.stderr)

@@ -14,15 +14,10 @@ TARGETS = {
     "inbox_my_tasks": (None, "<=", 30.0),
     "inbox_queue_tasks": (None, "<=", 30.0),
     "trail_verify": (None, ">=", 100_000.0),
-    # prototypes of the proposed changes (opt-in, not the product): same targets, for comparison
-    "proposal_sqlite": ("raw_sqlite", ">=", 0.30),
-    "proposal_pg_4": ("raw_pg_4", ">=", 0.60),
-    "proposal_inbox_my_tasks": (None, "<=", 30.0),
-    "proposal_inbox_queue_tasks": (None, "<=", 30.0),
-    "proposal_verify": (None, ">=", 100_000.0),
+    "trail_verify_2": (None, ">=", 100_000.0),
 }
 INFO_BASELINE = {"raw_sqlite": "raw_sqlite", "raw_pg_1": "raw_pg_1", "raw_pg_4": "raw_pg_4",
-                 "service_pg_1": "raw_pg_1", "proposal_pg_1": "raw_pg_1"}
+                 "service_pg_1": "raw_pg_1"}
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -64,8 +59,11 @@ def evaluate(results: list[Result]) -> list[dict]:
                 detail += f"; starts {e['starts_per_s']:,.0f}/s"
         elif "p50_ms" in e:
             detail = f"p50 {e['p50_ms']:.1f} / p99 {e['p99_ms']:.1f} ms over {e['queries']} queries"
-        elif r.name == "trail_verify" and r.seconds:
+        elif r.name.startswith("trail_verify") and r.seconds:
             detail = f"{r.count:,} events in {r.seconds:.1f} s"
+            if e.get("client_cpu_us_per_event") is not None:
+                detail += (f"; CPU/event: verifying processes {e['client_cpu_us_per_event']:.1f} µs, "
+                           f"PostgreSQL {e['server_cpu_us_per_event']:.1f} µs")
         rows.append({"name": r.name, "title": r.title, "value": r.value, "unit": r.unit, "status": r.status,
                      "baseline": baseline if base else None, "ratio": ratio,
                      "target": f"{op} {target:g}{'' if baseline else ' ' + r.unit}" if op else "",

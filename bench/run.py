@@ -6,12 +6,10 @@
     python -m bench.run --only sqlite    # some cases (names or groups, comma-separated); a
                                          # service case always brings its raw baseline along
     python -m bench.run --refill         # rebuild the cached 1M-task data set
-    python -m bench.run --only all       # everything plus the opt-in prototypes of the proposed
-                                         # changes (group `proposal`; NOT the product)
 
 Cases: raw_sqlite, service_sqlite, raw_pg_1, raw_pg_4, service_pg_1, service_pg_4, http_api,
-inbox, trail_verify, statements; opt-in prototypes: proposal_sqlite, proposal_pg_1, proposal_pg_4,
-proposal_inbox, proposal_verify. Groups: sqlite, pg, http, inbox, trail, proposal, all.
+inbox, trail_verify (one process, as `flask trail verify`), trail_verify_2 (verify(workers=2)),
+statements. Groups: sqlite, pg, http, inbox, trail, all.
 """
 from __future__ import annotations
 
@@ -31,19 +29,15 @@ from .throughput import WARMUP, run_clients, to_result
 GROUPS = {
     "sqlite": ["raw_sqlite", "service_sqlite"],
     "pg": ["raw_pg_1", "raw_pg_4", "service_pg_1", "service_pg_4"],
-    "http": ["http_api"], "inbox": ["inbox"], "trail": ["trail_verify"],
-    # opt-in: the prototype of the proposed service-layer changes (bench/proposal.py), NOT the product
-    "proposal": ["proposal_sqlite", "proposal_pg_1", "proposal_pg_4", "proposal_inbox", "proposal_verify"],
+    "http": ["http_api"], "inbox": ["inbox"], "trail": ["trail_verify", "trail_verify_2"],
 }
 ORDER = ["raw_sqlite", "service_sqlite", "raw_pg_1", "raw_pg_4", "service_pg_1", "service_pg_4",
-         "http_api", "inbox", "trail_verify", "statements"]
-OPT_IN = ["proposal_sqlite", "proposal_pg_1", "proposal_pg_4", "proposal_inbox", "proposal_verify"]
+         "http_api", "inbox", "trail_verify", "trail_verify_2", "statements"]
 BASELINE = {"service_sqlite": "raw_sqlite", "service_pg_1": "raw_pg_1", "service_pg_4": "raw_pg_4",
-            "http_api": "raw_sqlite", "proposal_sqlite": "raw_sqlite", "proposal_pg_1": "raw_pg_1",
-            "proposal_pg_4": "raw_pg_4"}
+            "http_api": "raw_sqlite"}
 # The machine may be shared: the raw limit of these is measured again right after the service case
 # and the baseline is the mean of the two runs around it (both kept in `extra.runs`).
-BRACKETED = ("service_sqlite", "service_pg_1", "service_pg_4", "proposal_sqlite", "proposal_pg_1", "proposal_pg_4")
+BRACKETED = ("service_sqlite", "service_pg_1", "service_pg_4")
 RAW_CASE = {"raw_sqlite": ("raw_sqlite", "sqlite", 1), "raw_pg_1": ("raw_pg", "pg", 1),
             "raw_pg_4": ("raw_pg", "pg", 4)}
 
@@ -73,20 +67,17 @@ def select_cases(only: str | None) -> list[str]:
     chosen: set[str] = set()
     for name in (n.strip() for n in only.split(",") if n.strip()):
         if name == "all":
-            chosen.update(ORDER + OPT_IN)
+            chosen.update(ORDER)
         elif name in GROUPS:
             chosen.update(GROUPS[name])
-        elif name in ORDER or name in OPT_IN:
+        elif name in ORDER:
             chosen.add(name)
         else:
             raise SystemExit(f"unknown case {name!r}; cases: {', '.join(ORDER)}; groups: {', '.join(GROUPS)}")
     for case in list(chosen):  # a ratio needs its raw limit from the same run
         if case in BASELINE:
             chosen.add(BASELINE[case])
-    full = ORDER[:ORDER.index("service_sqlite") + 1] + ["proposal_sqlite"] + ORDER[ORDER.index("raw_pg_1"):ORDER.index("service_pg_4") + 1] \
-        + ["proposal_pg_1", "proposal_pg_4"] + ORDER[ORDER.index("http_api"):ORDER.index("inbox") + 1] \
-        + ["proposal_inbox", "trail_verify", "proposal_verify", "statements"]
-    return [c for c in full if c in chosen]
+    return [c for c in ORDER if c in chosen]
 
 
 # ---------------------------------------------------------------- the cases
@@ -122,9 +113,6 @@ def throughput_case(name: str, kind: str, backend: str, processes: int, instance
         "raw_pg_1": "raw psycopg, 1 process", "raw_pg_4": "raw psycopg, 4 processes",
         "service_pg_1": "ParkFlow Workflow.act on PostgreSQL, 1 process",
         "service_pg_4": "ParkFlow Workflow.act on PostgreSQL, 4 processes",
-        "proposal_sqlite": "PROTOTYPE of the proposed changes (not the product), SQLite",
-        "proposal_pg_1": "PROTOTYPE of the proposed changes (not the product), PostgreSQL, 1 process",
-        "proposal_pg_4": "PROTOTYPE of the proposed changes (not the product), PostgreSQL, 4 processes",
     }[name]
     url = fresh_sqlite(name) if backend == "sqlite" else fresh_pg(PG_URL)
     people = setup_chain(url)
@@ -132,11 +120,11 @@ def throughput_case(name: str, kind: str, backend: str, processes: int, instance
     if "error" in figures:
         return to_result(name, title, figures)
     expect = processes * WARMUP * 5 + figures["starts"] + figures["acts"]
-    check = _check(url, expect, verify_chain=kind in ("service", "proposal"))
+    check = _check(url, expect, verify_chain=kind == "service")
     note = ""
     if not check["events_match"]:
         note = f"trail rows {check['trail_events']} != actions {expect}"
-    if kind in ("service", "proposal") and not check.get("trail_verified"):
+    if kind == "service" and not check.get("trail_verified"):
         note += " trail does not verify!"
     return to_result(name, title, figures, {"check": check}, note.strip())
 
@@ -167,10 +155,10 @@ def http_case(st: Settings, defs: str) -> Result:
 
 
 def inbox_case(st: Settings, refill: bool) -> list[Result]:
-    from . import bigdata, inbox, inbox_proposal
+    from . import bigdata, inbox
 
     marker = bigdata.ensure(st.big_instances, refill=refill, url=st.big_url, log=_log)
-    inbox_proposal.drop_proposed(st.big_url)  # never measure the product with a prototype's index
+    _drop_prototype_indexes(st.big_url)  # never measure the product with a leftover bench index
     figures = run_bounded(inbox.measure, (st.big_url, st.inbox_queries, st.budget), st.budget * 3 + 120)
     out = []
     for key, title in (("my_tasks", "inbox: my open tasks (queries.my_tasks), p95"),
@@ -191,47 +179,27 @@ def _plan_note(plan: dict) -> str:
     return "EXPLAIN " + "; ".join(parts)
 
 
-def trail_case(st: Settings, refill: bool) -> Result:
+def _drop_prototype_indexes(url: str) -> None:
+    """Indexes an earlier version of this benchmark built for its prototype (`bench_proposed_*`)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in ("bench_proposed_delegate_open", "bench_proposed_queue_open_id"):
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def trail_case(st: Settings, refill: bool, workers: int) -> Result:
     from . import bigdata, inbox
 
     marker = bigdata.ensure(st.big_instances, refill=refill, url=st.big_url, log=_log)
-    figures = run_bounded(inbox.verify_trail, (st.big_url,), max(st.budget * 5, 900))
-    return Result("trail_verify", f"services.trail.verify over {marker['events']:,} events",
+    figures = run_bounded(inbox.verify_trail, (st.big_url, workers), max(st.budget * 5, 900))
+    name = "trail_verify" if workers == 1 else f"trail_verify_{workers}"
+    how = ("one process, as `flask trail verify`" if workers == 1
+           else f"verify(workers={workers}): instance-id ranges in {workers} child processes")
+    return Result(name, f"services.trail.verify over {marker['events']:,} events, {how}",
                   figures["events_per_s"], "events/s", count=figures["checked"], seconds=figures["seconds"],
                   status="ok" if figures["ok"] else "error", extra={**figures, "data": marker},
                   note="" if figures["ok"] else f"chain broken: {figures['broken']}")
-
-
-def proposal_inbox_case(st: Settings, refill: bool) -> list[Result]:
-    from . import bigdata, inbox_proposal
-
-    marker = bigdata.ensure(st.big_instances, refill=refill, url=st.big_url, log=_log)
-    figures = run_bounded(inbox_proposal.measure, (st.big_url, st.inbox_queries, st.budget), st.budget * 3 + 120)
-    out = []
-    for key in ("my_tasks", "queue_tasks"):
-        f = figures[key]
-        out.append(Result(f"proposal_inbox_{key}", f"PROTOTYPE indexes (not the product): queries.{key}, p95",
-                          f["p95_ms"], "ms", status="truncated" if f["truncated"] else "ok", count=f["queries"],
-                          extra={**f, "data": marker},
-                          note="proposed indexes built for the measurement, dropped after; "
-                               + _plan_note(f["plan"]) + f"; plans in {f['explain_file']}"))
-    return out
-
-
-def proposal_verify_case(st: Settings, refill: bool) -> Result:
-    from . import bigdata, verify_proposal
-
-    marker = bigdata.ensure(st.big_instances, refill=refill, url=st.big_url, log=_log)
-    out = {}
-    for workers in (1, 2):
-        out[workers] = run_bounded(verify_proposal.verify, (st.big_url, workers), max(st.budget * 5, 900))
-    best = out[2]
-    return Result("proposal_verify", "PROTOTYPE verify (not the product), 2 processes", best["events_per_s"],
-                  "events/s", count=best["checked"], seconds=best["seconds"],
-                  status="ok" if best["ok"] and out[1]["ok"] else "error",
-                  extra={"one_process": out[1], "two_processes": out[2], "data": marker},
-                  note=f"1 process: {out[1]['events_per_s']:,.0f} events/s; same hash preimage as "
-                       f"engine.trail.event_hash, all chains verified")
 
 
 def statements_case(defs: str, with_pg: bool) -> Result:
@@ -313,14 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         _log(f"- {case} ...")
         try:
-            if case.startswith(("raw_pg", "service_pg", "proposal_pg", "http", "inbox", "trail")) and pg_problem:
+            if case.startswith(("raw_pg", "service_pg", "http", "inbox", "trail")) and pg_problem:
                 results.append(Result(case, case, None, "", status="skipped",
                                       note=f"PostgreSQL unavailable: {pg_problem}"))
             elif case == "raw_sqlite":
                 results.append(throughput_case(case, "raw_sqlite", "sqlite", 1, st.sqlite_instances, st, defs))
-            elif case in ("service_sqlite", "proposal_sqlite"):
-                results.append(throughput_case(case, case.split("_")[0], "sqlite", 1, st.sqlite_instances, st, defs))
-            elif case in ("raw_pg_1", "raw_pg_4", "service_pg_1", "service_pg_4", "proposal_pg_1", "proposal_pg_4"):
+            elif case == "service_sqlite":
+                results.append(throughput_case(case, "service", "sqlite", 1, st.sqlite_instances, st, defs))
+            elif case in ("raw_pg_1", "raw_pg_4", "service_pg_1", "service_pg_4"):
                 procs = int(case[-1])
                 results.append(throughput_case(case, "raw_pg" if case.startswith("raw") else case.split("_")[0], "pg",
                                                procs, st.pg_instances_1 if procs == 1 else st.pg_instances_4,
@@ -330,11 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             elif case == "inbox":
                 results.extend(inbox_case(st, args.refill))
             elif case == "trail_verify":
-                results.append(trail_case(st, args.refill))
-            elif case == "proposal_inbox":
-                results.extend(proposal_inbox_case(st, args.refill))
-            elif case == "proposal_verify":
-                results.append(proposal_verify_case(st, args.refill))
+                results.append(trail_case(st, args.refill, 1))
+            elif case == "trail_verify_2":
+                results.append(trail_case(st, args.refill, 2))
             elif case == "statements":
                 results.append(statements_case(defs, pg_problem is None))
         except Exception as exc:  # noqa: BLE001 - one broken case must not hide the others

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from workflow_app.database import Database
 from workflow_app.models import Base
+from workflow_app.services import append_only
 from workflow_app.services.definitions import DefinitionStore
 from workflow_app.services.workflow import Workflow
 
@@ -32,7 +33,9 @@ def migrate(url: str) -> None:
 
 def empty(db: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
+    # The trail and the security log are append-only (migration 0005): lift the guard for this
+    # one cleanup transaction, the way sanctioned maintenance does.
+    with db.engine.begin() as conn, append_only.suspended(conn):
         if db.is_sqlite:
             for name in tables:
                 conn.execute(text(f'DELETE FROM "{name}"'))

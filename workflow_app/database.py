@@ -10,14 +10,17 @@ PostgreSQL: psycopg 3, READ COMMITTED; actions lock the instance row with FOR UP
 """
 from __future__ import annotations
 
+import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 READ_ONLY = "parkflow_read_only"
+POOL_RECYCLE_SECONDS = 1800
 
 
 def normalise_url(url: str) -> str:
@@ -37,7 +40,13 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
                                **({"poolclass": StaticPool} if memory else {}))
         _configure_sqlite(engine, memory)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    # No pool_pre_ping: it costs a `SELECT 1` round trip at every checkout, i.e. on every
+    # transaction (1 of ~10 round trips of an action). Connections are recycled after 30 minutes
+    # instead (server-side idle timeouts, firewalls), and a connection broken by a server restart
+    # fails the one request that meets it: SQLAlchemy recognises the disconnect and invalidates
+    # the whole pool, so the next request connects afresh.
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=10, pool_pre_ping=False,
+                         pool_recycle=POOL_RECYCLE_SECONDS)
 
 
 def _configure_sqlite(engine: Engine, memory: bool) -> None:
@@ -54,12 +63,26 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Straight to the driver (not `exec_driver_sql`, whose cursor and event plumbing cost as
+        # much as the BEGIN itself); a failure is still raised as SQLAlchemy's DBAPIError.
+        statement = "BEGIN" if connection.get_execution_options().get(READ_ONLY, False) else "BEGIN IMMEDIATE"
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, (), exc, sqlite3.Error, dialect=connection.dialect) from exc
+
+
+def core_connection(session: Session) -> Connection:
+    """The session's connection for Core statements on hot paths, after the flush
+    `session.execute` would have done (rows added in this transaction are visible)."""
+    if session.autoflush:
+        session.flush()
+    return session.connection()
 
 
 class Database:
-    """The engine plus two session factories: `write()` for actions, `read()` for pages."""
+    """The engine plus session factories: `write()` for actions, `read()` for pages, `peek()`
+    for a lookup that needs no transaction around it."""
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5):
         self.url = normalise_url(url)
@@ -68,6 +91,11 @@ class Database:
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
                                     expire_on_commit=False)
+        # PostgreSQL autocommit: each statement is its own atomic snapshot, and no BEGIN/ROLLBACK
+        # round trips surround it (SQLite: an ordinary deferred read transaction).
+        self._peeker = self._reader if self.is_sqlite else sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}, isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -78,6 +106,13 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self._reader() as session:  # closing ends the transaction; objects stay readable
+            yield session
+
+    @contextmanager
+    def peek(self) -> Iterator[Session]:
+        """For ONE read statement whose result stands on its own (an API token lookup): several
+        statements here would each see a different moment on PostgreSQL — use `read()` then."""
+        with self._peeker() as session:
             yield session
 
     def dispose(self) -> None:

@@ -38,7 +38,7 @@ def _verify(token: str) -> tokens.TokenIdentity | None:
     svc = services()
     now = svc.clock()
     try:
-        with svc.db.read() as s:
+        with svc.db.peek() as s:  # one statement: no transaction around it on PostgreSQL
             identity = tokens.identify(s, token, now=now)
     except tokens.TokenRefused as refused:
         g.api_auth_refusal = refused.reason

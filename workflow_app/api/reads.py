@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from ..database import core_connection
 from ..engine.errors import NotFound
 from ..models import ProcessDefinition, ProcessInstance, Task, TrailEvent, User
 from ..services.definitions import DefinitionStore
@@ -44,30 +45,42 @@ def _visible(session, instance_id, user_id, memberships, admin_role) -> ProcessI
     return instance
 
 
+_I, _T, _E, _U = (ProcessInstance.__table__.c, Task.__table__.c, TrailEvent.__table__.c,
+                  User.__table__.c)
+_SUBMITTER, _ASSIGNEE = User.__table__.alias("submitter"), User.__table__.alias("assignee")
+_INSTANCE_FIELDS = ("id", "process_key", "definition_id", "title", "status", "current_step", "round",
+                    "version", "submitter_id", "submitter_department", "parent_id", "form_data",
+                    "created_at", "updated_at", "ended_at")
+# Three statements, built once, plain rows (Core): the instance with its submitter's name, every
+# task with its assignee's name, the trail.
+_DETAIL_INSTANCE = (select(*[_I[f] for f in _INSTANCE_FIELDS], _SUBMITTER.c.display_name)
+                    .select_from(ProcessInstance.__table__.outerjoin(_SUBMITTER, _SUBMITTER.c.id == _I.submitter_id))
+                    .where(_I.id == bindparam("iid")))
+_DETAIL_TASKS = (select(*[_T[f] for f in _TASK_FIELDS], _ASSIGNEE.c.display_name)
+                 .select_from(Task.__table__.outerjoin(_ASSIGNEE, _ASSIGNEE.c.id == _T.assignee_id))
+                 .where(_T.instance_id == bindparam("iid")).order_by(_T.round, _T.seq, _T.id))
+_DETAIL_EVENTS = (select(*[_E[f] for f in _EVENT_FIELDS]).where(_E.instance_id == bindparam("iid"))
+                  .order_by(_E.seq))
+
+
 def instance_detail(session: Session, store: DefinitionStore, instance_id: int) -> dict:
     """The instance, every task of every round (oldest first) and its trail, as plain data.
     Callers check visibility first (`visible_instance`)."""
-    instance = session.get(ProcessInstance, instance_id)
-    if instance is None:
+    conn = core_connection(session)
+    params = {"iid": instance_id}
+    row = conn.execute(_DETAIL_INSTANCE, params).one_or_none()
+    if row is None:
         raise NotFound("no such application")
-    spec = store.spec(session, instance.definition_id)
-    tasks = list(session.scalars(select(Task).where(Task.instance_id == instance_id)
-                                 .order_by(Task.round, Task.seq, Task.id)))
-    events = list(session.scalars(select(TrailEvent).where(TrailEvent.instance_id == instance_id)
-                                  .order_by(TrailEvent.seq)))
-    ids = {instance.submitter_id} | {t.assignee_id for t in tasks if t.assignee_id}
-    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+    instance = dict(zip(_INSTANCE_FIELDS, row))
+    spec = store.spec(session, instance["definition_id"])
+    n = len(_TASK_FIELDS)
+    tasks = [{**dict(zip(_TASK_FIELDS, t[:n])), "assignee_name": t[n] if t.assignee_id else None}
+             for t in conn.execute(_DETAIL_TASKS, params)]
+    events = [dict(zip(_EVENT_FIELDS, e)) for e in conn.execute(_DETAIL_EVENTS, params)]
     return {
-        "id": instance.id, "process_key": instance.process_key, "definition_id": instance.definition_id,
-        "definition_version": spec.version, "title": instance.title, "status": instance.status,
-        "current_step": instance.current_step, "round": instance.round, "version": instance.version,
-        "submitter_id": instance.submitter_id, "submitter_name": names.get(instance.submitter_id, ""),
-        "submitter_department": instance.submitter_department, "parent_id": instance.parent_id,
-        "data": dict(instance.form_data or {}), "created_at": instance.created_at,
-        "updated_at": instance.updated_at, "ended_at": instance.ended_at,
-        "tasks": [{**{f: getattr(t, f) for f in _TASK_FIELDS},
-                   "assignee_name": names.get(t.assignee_id) if t.assignee_id else None} for t in tasks],
-        "trail": [{f: getattr(e, f) for f in _EVENT_FIELDS} for e in events],
+        **{f: instance[f] for f in _INSTANCE_FIELDS if f != "form_data"},
+        "definition_version": spec.version, "submitter_name": row[-1] or "",
+        "data": dict(instance["form_data"] or {}), "tasks": tasks, "trail": events,
     }
 
 

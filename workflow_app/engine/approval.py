@@ -64,7 +64,9 @@ def evaluate_group(tasks: list[TaskState], mode: Mode, quorum: int | None) -> Gr
 
 
 def evaluate_step(step: StepSpec, tasks: list[TaskState]) -> tuple[Verdict, list[TaskState], list[TaskState]]:
-    """Verdict of a task or parallel step; returns (verdict, tasks to cancel, tasks to open)."""
+    """Verdict of a task or parallel step; returns (verdict, tasks to cancel, tasks to open).
+    The submitter's own task opened by 补正 inside the step is no vote: it is left out."""
+    tasks = [t for t in tasks if t.origin is not Origin.start]
     cancel: list[TaskState] = []
     activate: list[TaskState] = []
     verdicts = []

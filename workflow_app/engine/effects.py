@@ -1,6 +1,7 @@
 """What goes into and comes out of one action: the `Request` a person makes and the `Effect` the
 runtime hands back to the service (tasks changed or added, where the instance moved, a child to
 start, people to notify, and exactly ONE trail entry for the whole action).
+System events of the clock (a reminder rung, deemed consent) are effects too, one trail entry each.
 
 Plain data only, so the service can write an effect without the engine knowing about SQL and tests
 can compare effects directly. `runtime` re-exports these names; import them from there.
@@ -29,6 +30,7 @@ class Request:
     users: tuple[int, ...] = ()        # 抄送
     position: str | None = None        # 加签: before / after / alongside
     data: dict | None = None           # field edits allowed at this step
+    days: int | None = None            # 延期: working days asked for / granted
 
 
 @dataclass
@@ -39,6 +41,18 @@ class TrailEntry:
     opinion: str | None = None
     task_id: int | None = None
     details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Someone the service must notify beyond the people of `Effect.notify` (escalation rungs,
+    extensions, deemed consent): named users, or everyone holding `role` in `department`."""
+
+    kind: str
+    task: TaskState | None = None
+    users: tuple[int, ...] = ()
+    department: str | None = None
+    role: str | None = None
 
 
 @dataclass
@@ -58,3 +72,4 @@ class Effect:
     start_child: ChildStart | None = None
     cc: tuple[int, ...] = ()
     notify: list[TaskState] = field(default_factory=list)  # tasks whose people should hear of it
+    notices: list[Notice] = field(default_factory=list)    # anyone else to tell

@@ -9,8 +9,10 @@ raises before anything is returned, so nothing of it is written.
 
 This module owns starting, deciding (approve / reject / custom actions / resubmit), 退回 return,
 撤回 withdraw, 作废 void, sub-process hand-back and migration; `task_actions` owns the actions that
-do not decide a task (claim, transfer, delegate, 加签 ...), `permissions` who may act,
-`approval` when a step is decided.
+do not decide a task (claim, transfer, delegate, 加签 ...), `clock_actions` the actions on a
+task's clock (补正, pause, 延期) and the sweeper's events, `clock` the due-date arithmetic,
+`permissions` who may act, `approval` when a step is decided. Every task gets its due date when it
+OPENS (routed open, or its turn come in 依次 / behind a 加签), from the calendar given here.
 
 Return and withdraw inside 会签 and parallel groups (docs/process-definitions.md, section 7):
 - 退回 by any member returns the WHOLE step: every other open or waiting task of the step (all
@@ -22,10 +24,12 @@ Return and withdraw inside 会签 and parallel groups (docs/process-definitions.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from . import forms
+from . import clock, forms
 from .approval import Verdict, evaluate_step
+from .calendar import WorkingCalendar
+from .clock_actions import ClockActions, is_supplement
 from .effects import (ADD_POSITIONS, DECISIONS, MAX_OPINION, ChildStart, Effect, Request,
                       TrailEntry)
 from .errors import Conflict, Forbidden, InvalidAction
@@ -41,9 +45,18 @@ __all__ = ["Runtime", "Request", "Effect", "TrailEntry", "ChildStart", "MAX_OPIN
            "ADD_POSITIONS"]
 
 
-class Runtime(TaskActions):
-    def __init__(self, directory: Directory):
+class Runtime(TaskActions, ClockActions):
+    """`calendar`: due dates (None: tasks get none); `coordinators`: the coordinating bodies'
+    department codes (催办, the ladder's `coordinator` rung); `urge_interval`: at most one 催办
+    per task in this time (None: no limit)."""
+
+    def __init__(self, directory: Directory, calendar: WorkingCalendar | None = None, *,
+                 coordinators: frozenset[str] | tuple[str, ...] = (),
+                 urge_interval: timedelta | None = None):
         self.directory = directory
+        self.calendar = calendar
+        self.coordinators = frozenset(coordinators)
+        self.urge_interval = urge_interval
 
     # -- starting -------------------------------------------------------------------------
     def start(self, spec: ProcessSpec, raw_data: dict, actor: Actor, submitter_department: str,
@@ -160,11 +173,16 @@ class Runtime(TaskActions):
             raise InvalidAction("submit is for the submitter's own step")
         elif action not in inst.spec.triggers_from(step.id):
             raise InvalidAction(f"action {action!r} is not possible at step {step.id!r}")
+        if task.paused_at is not None and action != "reject":
+            raise Conflict("the clock of this task is stopped (supplements awaited, expert review or "
+                           "hearing); it can be decided once it runs again", task_id=task.id)
         self._need_opinion(step, action, opinion)
         effect = Effect(TrailEntry(action, step.id, None, opinion, task.id))
         self._edit(inst, req, step, task, effect)
         self._complete(inst, task, action, opinion, actor, now, effect)
-        if task.origin is Origin.start:
+        if is_supplement(inst, task):  # 补正 answered: the step carries on where it stood
+            self._supplied(inst, task, effect, now)
+        elif task.origin is Origin.start:
             self._move(inst, "submit", effect, now)
         elif action not in BUILTIN_TRIGGERS:  # a custom action decides the step at once
             self._cancel([t for t in inst.tasks if t.active], effect)
@@ -172,14 +190,17 @@ class Runtime(TaskActions):
         else:
             verdict, cancel, activate = evaluate_step(step, inst.tasks)
             self._cancel(cancel, effect)
-            self._open(activate, effect)
+            self._open(inst, activate, effect, now)
             effect.trail.details["verdict"] = verdict.value
             if verdict is not Verdict.pending:
+                self._cancel([t for t in inst.tasks if t.active], effect)  # an unanswered 补正 too
                 self._move(inst, "approve" if verdict is Verdict.approved else "reject", effect, now)
         return effect
 
     def _do_return(self, inst, req, actor, opinion, now) -> Effect:
         task = self._open_task(inst, req)
+        if task.origin is Origin.start:
+            raise InvalidAction("a returned application can only be resubmitted or withdrawn")
         self._check_decider(inst, task, actor)
         step = inst.spec.steps[task.step]
         if req.target not in step.return_to:
@@ -248,13 +269,16 @@ class Runtime(TaskActions):
                 decided[person] = decided.get(person, frozenset()) | {task.step}
             inst.decided_steps = decided
 
-    def _open(self, tasks, effect) -> None:
-        """Waiting tasks whose turn has come (依次, or behind a 加签)."""
+    def _open(self, inst, tasks, effect, now) -> None:
+        """Waiting tasks whose turn has come (依次, or behind a 加签): their clocks start now."""
         for t in tasks:
             t.status = TaskStatus.open
+            clock.start(t, clock.deadline_of(inst.spec, t), self.calendar, now)
             if t not in effect.changed:
                 effect.changed.append(t)
             effect.notify.append(t)
+            if t.id is not None:  # the trail says when its clock started (due-date recomputation)
+                effect.trail.details.setdefault("opened", []).append(t.id)
 
     def _cancel(self, tasks, effect) -> None:
         for t in tasks:
@@ -304,8 +328,11 @@ class Runtime(TaskActions):
                         round_=inst.round, data=typed, submitter=inst.submitter,
                         submitter_department=inst.submitter_department,
                         recusal=spec.rules.recusal == "submitter_group", directory=self.directory)
+            for t in new:
+                if t.status is TaskStatus.open:
+                    clock.start(t, deadline, self.calendar, now)
+                    effect.notify.append(t)
             effect.added.extend(new)
-            effect.notify.extend(t for t in new if t.status is TaskStatus.open)
             inst.tasks.extend(new)
 
     def _finish(self, inst, status: InstanceStatus, effect, now) -> None:

@@ -18,7 +18,9 @@ from .schema import FieldType, Mode, Outcome, Rules, StepType, Text
 BUILTIN_TRIGGERS = ("submit", "approve", "reject")
 # Actions every task step understands without a transition in the YAML.
 GENERIC_ACTIONS = ("return", "withdraw", "void", "transfer", "delegate", "resolve", "add_signer",
-                   "remove_signer", "claim", "release", "comment", "cc", "urge")
+                   "remove_signer", "claim", "release", "comment", "cc", "urge",
+                   # the clock (engine/clock_actions.py): 补正, expert review / hearing, 延期
+                   "supplement", "pause", "resume", "request_extension", "grant_extension")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,13 @@ class StepSpec:
 
     def branch(self, branch_id: str | None) -> BranchSpec | None:
         return next((b for b in self.branches if b.id == branch_id), None)
+
+    def deadline_for(self, branch_id: str | None) -> DeadlineSpec | None:
+        """The time limit of one task group: the branch's in a parallel step, else the step's."""
+        if self.type is StepType.parallel:
+            branch = self.branch(branch_id)
+            return branch.deadline if branch else None
+        return self.deadline
 
 
 @dataclass(frozen=True)

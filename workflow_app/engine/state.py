@@ -55,6 +55,13 @@ class TaskState:
     completed_at: datetime | None = None
     deadline_days: int | None = None
     id: int | None = None
+    # The clock (engine/clock.py): set when the task OPENS, not when it is created (a 依次 or
+    # 后加签 task waiting in line has no due date yet).
+    due_at: datetime | None = None
+    due_provisional: bool = False
+    paused_at: datetime | None = None        # clock stopped (补正 / expert review / hearing)
+    next_reminder_at: datetime | None = None  # when the sweeper must next look at this task
+    escalation_level: int = 0                # rungs of the ladder passed (fired or skipped)
 
     @property
     def active(self) -> bool:
@@ -75,6 +82,8 @@ class InstanceState:
     parent_id: int | None = None
     # Only loaded when the definition forbids one person deciding two steps.
     decided_steps: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    # Only loaded for 催办: task id -> when it was last urged (the rate limit).
+    recent_urges: Mapping[int, datetime] = field(default_factory=dict)
 
     def task(self, task_id: int) -> TaskState | None:
         return next((t for t in self.tasks if t.id == task_id), None)

@@ -4,14 +4,25 @@
 signer (before / after / alongside), 减签 remove signer, and comment / 抄送 cc / 催办 urge.
 A mixin of `runtime.Runtime`: it uses the runtime's permission and step helpers, and each handler
 returns one `Effect` with one trail entry, like every other action.
+
+催办 is for the submitter and the coordinating bodies (`Runtime.coordinators`, 区经信局), at most
+once per task per `Runtime.urge_interval`: the service loads when each open task was last urged
+(`InstanceState.recent_urges`); tasks urged too recently are left out, and an urge that would reach
+nobody new is refused with the time it becomes possible again.
 """
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
+from . import clock
 from .approval import Verdict, evaluate_step
 from .effects import ADD_POSITIONS, Effect, TrailEntry
 from .errors import Conflict, Forbidden, InvalidAction
 from .permissions import handover_refusal
 from .state import Actor, InstanceState, Origin, TaskState, TaskStatus
+
+
+_SHANGHAI = timezone(timedelta(hours=8))  # messages only; no daylight saving in China
 
 
 class TaskActions:
@@ -101,6 +112,7 @@ class TaskActions:
         if req.position == "before":
             task.status = TaskStatus.waiting
         if added.status is TaskStatus.open:
+            clock.start(added, clock.deadline_of(inst.spec, added), self.calendar, now)  # type: ignore[attr-defined]
             effect.notify.append(added)
         inst.tasks.append(added)
         return effect
@@ -120,7 +132,7 @@ class TaskActions:
         step = inst.spec.steps[task.step]
         verdict, cancel, activate = evaluate_step(step, inst.tasks)
         self._cancel(cancel, effect)  # type: ignore[attr-defined]
-        self._open(activate, effect)  # type: ignore[attr-defined]
+        self._open(inst, activate, effect, now)  # type: ignore[attr-defined]
         if verdict is not Verdict.pending:
             self._move(inst, "approve" if verdict is Verdict.approved else "reject", effect, now)  # type: ignore[attr-defined]
         return effect
@@ -139,8 +151,24 @@ class TaskActions:
                       cc=users)
 
     def _do_urge(self, inst, req, actor, opinion, now) -> Effect:
-        waiting = [t for t in inst.tasks if t.status is TaskStatus.open]
+        coordinator = any(d in self.coordinators for d, _r in actor.memberships)  # type: ignore[attr-defined]
+        if actor.user_id != inst.submitter and not coordinator and not actor.system:
+            raise Forbidden("only the submitter or the coordinating body can urge")
+        waiting = [t for t in inst.tasks if t.status is TaskStatus.open
+                   and (req.task_id is None or t.id == req.task_id)]
         if not waiting:
             raise InvalidAction("nobody is waiting to act")
+        interval: timedelta | None = self.urge_interval  # type: ignore[attr-defined]
+        if interval:
+            last = inst.recent_urges
+            fresh = [t for t in waiting if t.id not in last or now - last[t.id] >= interval]
+            if not fresh:
+                again = min(last[t.id] for t in waiting) + interval
+                hours = interval.total_seconds() / 3600
+                raise InvalidAction(
+                    f"urged too often: at most once every {hours:g} hours per task; you can urge "
+                    f"again after {again.astimezone(_SHANGHAI):%Y-%m-%d %H:%M} (Beijing time)",
+                    again=again.isoformat())
+            waiting = fresh
         return Effect(TrailEntry("urge", inst.current_step, None, opinion,
                                  details={"tasks": [t.id for t in waiting]}), notify=waiting)

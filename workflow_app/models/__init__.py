@@ -7,6 +7,7 @@ from .park import Building, Enterprise, Park, ParkIndicator, Tenancy, Unit
 from .monitoring import ParkWarning
 from .security import SecurityEvent
 from .trail import TrailEvent, TrailHead
+from .notification import CalendarYear, Notification
 
 __all__ = ["ApiToken", "Base", "utcnow", "Department", "LoginSession", "Membership", "Substitution", "User",
            "CarbonCopy", "ProcessDefinition", "ProcessInstance", "Task", "TrailEvent", "TrailHead", "SecurityEvent",

@@ -70,10 +70,15 @@ class Task(Base):
     __tablename__ = "task"
     __table_args__ = (
         Index("ix_task_instance_round", "instance_id", "round"),
-        # The inbox: my open tasks, newest first; and department queues (unclaimed tasks).
-        Index("ix_task_assignee_open", "assignee_id", "created_at",
+        # The inbox (services/queries.py), newest first = ORDER BY id DESC with keyset pages:
+        # my open tasks — assigned to me, or delegated to me (the OR needs both indexes, else
+        # PostgreSQL walks every open task) — and department queues of unclaimed tasks, keyed by
+        # id so a page is a backward scan of 50 entries however long the queue (migration 0007).
+        Index("ix_task_assignee_open", "assignee_id", "id",
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
-        Index("ix_task_queue_open", "department", "role", "created_at",
+        Index("ix_task_delegate_open", "delegate_id",
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        Index("ix_task_queue_open", "department", "role", "id",
               postgresql_where=text("status = 'open' AND assignee_id IS NULL"),
               sqlite_where=text("status = 'open' AND assignee_id IS NULL")),
         Index("ix_task_actor_done", "acted_by_id", "completed_at"),

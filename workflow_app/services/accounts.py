@@ -82,26 +82,57 @@ def log(session: Session, event: str, *, now: datetime, user: User | None = None
 def authenticate(session: Session, username: str, password: str, *, now: datetime, ip: str,
                  user_agent: str, policy: Policy) -> tuple[User, LoginSession]:
     """Check the password (with lockout) and open a server-side session. Raises LoginRefused.
-    The caller commits even on refusal, so failures and locks are recorded."""
+    The caller commits even on refusal, so failures and locks are recorded. A user with a second
+    factor needs `check_password`, then `security_codes.verify`, then `open_session`."""
+    user = check_password(session, username, password, now=now, ip=ip, policy=policy)
+    return user, open_session(session, user, now=now, ip=ip, user_agent=user_agent)
+
+
+def check_password(session: Session, username: str, password: str, *, now: datetime, ip: str,
+                   policy: Policy) -> User:
+    """The first factor: the user if the password is right and the account is neither disabled
+    nor locked. Every failure counts towards the lock (LoginRefused)."""
     user = session.scalar(select(User).where(User.username == username).with_for_update())
     if user is None or not user.is_active:
         check_password_hash(_DUMMY_HASH, password)  # same work either way: no user enumeration
         log(session, "login_failed", now=now, username=username[:64], ip=ip, outcome="refused")
         raise LoginRefused("用户名或密码错误", "bad_credentials")
+    check_lock(session, user, now=now, ip=ip)
+    if not check_password_hash(user.password_hash, password):
+        register_failure(session, user, now=now, ip=ip, policy=policy, reason="password")
+    return user
+
+
+def check_lock(session: Session, user: User, *, now: datetime, ip: str) -> None:
+    """LoginRefused while the account is locked; a lock that has run out is lifted (and logged)."""
     if user.locked_until and user.locked_until > now:
         log(session, "login_failed", now=now, user=user, ip=ip, outcome="refused", reason="locked")
         minutes = int((user.locked_until - now).total_seconds() // 60) + 1
         raise LoginRefused(f"账户已锁定，请 {minutes} 分钟后再试", "locked")
-    if not check_password_hash(user.password_hash, password):
-        user.failed_logins += 1
-        log(session, "login_failed", now=now, user=user, ip=ip, outcome="refused",
-            failures=user.failed_logins)
-        if user.failed_logins >= policy.max_failures:
-            user.locked_until = now + timedelta(minutes=policy.lock_minutes)
-            user.failed_logins = 0
-            log(session, "locked", now=now, user=user, ip=ip, minutes=policy.lock_minutes)
-            raise LoginRefused(f"连续失败 {policy.max_failures} 次，账户已锁定 {policy.lock_minutes} 分钟", "locked")
-        raise LoginRefused("用户名或密码错误", "bad_credentials")
+    if user.locked_until is not None:
+        user.locked_until = None
+        log(session, "unlocked", now=now, user=user, ip=ip, reason="lock expired")
+
+
+def register_failure(session: Session, user: User, *, now: datetime, ip: str, policy: Policy,
+                     reason: str) -> None:
+    """Count a failed password or second-factor code; lock after `max_failures`. Always raises."""
+    user.failed_logins += 1
+    log(session, "login_failed", now=now, user=user, ip=ip, outcome="refused",
+        failures=user.failed_logins, reason=reason)
+    if user.failed_logins >= policy.max_failures:
+        user.locked_until = now + timedelta(minutes=policy.lock_minutes)
+        user.failed_logins = 0
+        log(session, "locked", now=now, user=user, ip=ip, minutes=policy.lock_minutes)
+        raise LoginRefused(f"连续失败 {policy.max_failures} 次，账户已锁定 {policy.lock_minutes} 分钟", "locked")
+    if reason == "totp":
+        raise LoginRefused("动态验证码不正确或已使用", "bad_code")
+    raise LoginRefused("用户名或密码错误", "bad_credentials")
+
+
+def open_session(session: Session, user: User, *, now: datetime, ip: str, user_agent: str,
+                 **details: object) -> LoginSession:
+    """Both factors passed: reset the failure count and open a server-side session."""
     user.failed_logins = 0
     user.locked_until = None
     first = next(iter(sorted(user.memberships, key=lambda m: (m.rank, m.id))), None)
@@ -110,8 +141,8 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
                          acting_department=first.department_code if first else None,
                          acting_role=first.role if first else None)
     session.add(login)
-    log(session, "login", now=now, user=user, ip=ip)
-    return user, login
+    log(session, "login", now=now, user=user, ip=ip, **details)
+    return login
 
 
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=HASH_METHOD)

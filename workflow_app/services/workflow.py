@@ -13,31 +13,42 @@ nothing of the losing action is written.
 Sub-processes keep one order too: child before parent. A child's last action holds the child and
 then locks the parent it resumes; a void locks the parent's running children before the parent.
 People named by an action (转办 / 委派 / 加签 / 抄送) are checked to be active users first.
+
+The clock: the engine gives each task its due date when it opens, from the working calendar
+(process_defs/calendars + the years loaded into the database, `calendars.CalendarYears`); the
+notifications an action causes are written in its own transaction (`notify.record`). System
+events (reminder rungs, deemed consent, recomputed due dates) go through `system_effects`, under
+the same instance lock and with the same one-event-per-effect trail as people's actions.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from ..engine import clock as task_clock
 from ..engine.calendar import WorkingCalendar
 from ..engine.errors import Conflict, Forbidden, InvalidAction, NotFound
 from ..engine.permissions import NOT_DECIDING
 from ..engine.runtime import Effect, Request, Runtime
 from ..engine.spec import ProcessSpec
-from ..engine.state import Actor, InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
+from ..engine.state import SYSTEM, Actor, InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
 from ..engine.trail import form_hash
 from ..models import CarbonCopy, ProcessInstance, Substitution, Task, TrailEvent, User
+from . import notify
+from .calendars import CalendarYears
 from .definitions import DefinitionStore
 from .directory import SqlDirectory, load_actor
 from .trail import build_event
 
 _TASK_COLUMNS = ("id", "step", "branch", "round", "seq", "origin", "status", "department", "role",
                  "assignee_id", "delegate_id", "added_by_id", "decision", "opinion", "acted_by_id",
-                 "completed_at", "deadline_days")
+                 "completed_at", "deadline_days", "due_at", "due_provisional", "paused_at",
+                 "next_reminder_at", "escalation_level")
+URGE_INTERVAL = timedelta(hours=24)  # config URGE_INTERVAL_HOURS
 
 
 _TASKS = Task.__table__
@@ -59,13 +70,38 @@ class ActionResult:
 
 class Workflow:
     """The service object: definitions, calendar, clock. Stateless apart from caches keyed by
-    immutable content (compiled specs), so any number of processes can run it side by side."""
+    immutable content (compiled specs, loaded calendar years), so any number of processes can run
+    it side by side. `calendar` is the file calendar; `urge_interval` the 催办 rate limit."""
 
     def __init__(self, store: DefinitionStore, calendar: WorkingCalendar | None = None,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, *, urge_interval: timedelta | None = URGE_INTERVAL,
+                 calendar_ttl: float = 60.0):
         self.store = store
         self.calendar = calendar
         self.clock = clock
+        self.urge_interval = urge_interval
+        self.years = CalendarYears(calendar_ttl)
+
+    def working_calendar(self, session: Session | None = None, *, force: bool = False) -> WorkingCalendar | None:
+        """The file calendar plus the years loaded into the database (None: no due dates)."""
+        if self.calendar is None:
+            return None
+        return self.years.apply(session, self.calendar, force=force)
+
+    def runtime(self, session: Session) -> Runtime:
+        return Runtime(SqlDirectory(session, self.store.organisation), self.working_calendar(session),
+                       coordinators=frozenset(self.store.organisation.coordinators()),
+                       urge_interval=self.urge_interval)
+
+    def days_left(self, task: Any, now: datetime | None = None) -> task_clock.DaysLeft | None:
+        """For pages: a task's (row or TaskState) due date and working days left, None without one."""
+        calendar = self.working_calendar()
+        if calendar is None or task.due_at is None:
+            return None
+        probe = TaskState(step="", branch=None, round=0, seq=0, origin=Origin.route, status=TaskStatus.open,
+                          department="", role="", due_at=task.due_at,
+                          due_provisional=bool(task.due_provisional), paused_at=task.paused_at)
+        return task_clock.days_left(calendar, probe, now or self.clock())
 
     # ---------------------------------------------------------------- start
     def start(self, session: Session, user_id: int, key: str, data: dict, *, department: str,
@@ -73,7 +109,7 @@ class Workflow:
         now = self.clock()
         user, actor = load_actor(session, user_id, department=department, role="submitter")
         definition_id, spec = self.store.latest(session, key)
-        runtime = Runtime(SqlDirectory(session, self.store.organisation))
+        runtime = self.runtime(session)
         state, effect = runtime.start(spec, data, actor, department, now)
         return self._create(session, runtime, spec, definition_id, state, effect, actor, now,
                             subject_ref=subject_ref)
@@ -93,10 +129,13 @@ class Workflow:
         state.id = instance.id
         if parent:
             effect.trail.details["parent"] = parent[0]
+        self._clock_safety_net(runtime, spec, effect, now)
         opened = self._write_tasks(session, instance.id, effect, now)
         event = self._append(session, instance.id, "", 0, effect, actor, definition_id, spec, state, now)
         session.execute(update(ProcessInstance).where(ProcessInstance.id == instance.id)
                         .values(trail_head=event["hash"], trail_count=1))
+        notify.record(session, state=state, title=instance.title, effect=effect, actor=actor,
+                      directory=runtime.directory, now=now)
         result = ActionResult(instance.id, state.status.value, state.current_step, event["id"], opened)
         self._follow_up(session, runtime, state, effect, actor, now)
         return result
@@ -122,12 +161,48 @@ class Workflow:
                 .order_by(ProcessInstance.id).with_for_update()).all()
         row = self._lock(session, instance_id)
         spec = self.store.spec(session, row.definition_id)
-        runtime = Runtime(SqlDirectory(session, self.store.organisation))
+        runtime = self.runtime(session)
         state = self._state(session, row, spec)
+        if request.action == "urge" and self.urge_interval:
+            state.recent_urges = self._recent_urges(session, instance_id, now - self.urge_interval)
         effect = runtime.act(state, request, actor, now)
         return self._commit_effect(session, runtime, row, spec, state, effect, actor, now)
 
+    def system_effects(self, session: Session, instance_id: int, now: datetime,
+                       make: Callable[[Runtime, InstanceState], list[Effect]]) -> list[Effect]:
+        """Run a system event on one instance under its lock (the caller's transaction): `make`
+        returns the effects, each committed in turn with its own trail event (actor 系统)."""
+        row = self._lock(session, instance_id)
+        spec = self.store.spec(session, row.definition_id)
+        runtime = self.runtime(session)
+        state = self._state(session, row, spec)
+        effects = make(runtime, state) if state.status is InstanceStatus.running else []
+        for i, effect in enumerate(effects):
+            if i:
+                row = self._lock(session, instance_id)  # the previous effect moved the trail head
+            self._commit_effect(session, runtime, row, spec, state, effect, SYSTEM, now)
+        return effects
+
+    def _recent_urges(self, session: Session, instance_id: int, since: datetime) -> dict[int, datetime]:
+        last: dict[int, datetime] = {}
+        for details, at in session.execute(select(TrailEvent.details, TrailEvent.created_at).where(
+                TrailEvent.instance_id == instance_id, TrailEvent.action == "urge",
+                TrailEvent.created_at > since)):
+            for task_id in (details or {}).get("tasks", ()):
+                last[task_id] = max(at, last.get(task_id, at))
+        return last
+
+    def _clock_safety_net(self, runtime, spec, effect, now) -> None:
+        """Tasks opened by a runtime made without a calendar (e.g. a migration's) still get their
+        due dates here; the engine normally sets them when the task opens."""
+        if getattr(runtime, "calendar", None) is not None or self.calendar is None:
+            return
+        for t in effect.added + effect.changed:
+            if t.status is TaskStatus.open and t.due_at is None and t.deadline_days is not None:
+                task_clock.start(t, task_clock.deadline_of(spec, t), self.working_calendar(), now)
+
     def _commit_effect(self, session, runtime, row, spec, state, effect, actor, now) -> ActionResult:
+        self._clock_safety_net(runtime, spec, effect, now)
         opened = self._write_tasks(session, row.id, effect, now)
         event = self._append(session, row.id, row.trail_head, row.trail_count, effect, actor,
                              row.definition_id, spec, state, now)
@@ -145,6 +220,8 @@ class Workflow:
             raise Conflict("the application changed while you were acting; reload and try again")
         if effect.cc:
             self._carbon_copy(session, row.id, effect.cc, actor, now)
+        notify.record(session, state=state, title=getattr(row, "title", "") or spec.title.zh, effect=effect,
+                      actor=actor, directory=runtime.directory, now=now)
         result = ActionResult(row.id, state.status.value, state.current_step, event["id"], opened)
         self._follow_up(session, runtime, state, effect, actor, now)
         return result
@@ -200,7 +277,7 @@ class Workflow:
                    ProcessInstance.current_step, ProcessInstance.round, ProcessInstance.form_data,
                    ProcessInstance.submitter_id, ProcessInstance.submitter_department,
                    ProcessInstance.parent_id, ProcessInstance.version, ProcessInstance.trail_head,
-                   ProcessInstance.trail_count)
+                   ProcessInstance.trail_count, ProcessInstance.title)
             .where(ProcessInstance.id == instance_id).with_for_update()).one_or_none()
         if row is None:
             raise NotFound("no such application")
@@ -212,7 +289,9 @@ class Workflow:
                            department=t.department, role=t.role, assignee=t.assignee_id,
                            delegate=t.delegate_id, added_by=t.added_by_id, decision=t.decision,
                            opinion=t.opinion, acted_by=t.acted_by_id, completed_at=t.completed_at,
-                           deadline_days=t.deadline_days, id=t.id)
+                           deadline_days=t.deadline_days, id=t.id, due_at=t.due_at,
+                           due_provisional=t.due_provisional, paused_at=t.paused_at,
+                           next_reminder_at=t.next_reminder_at, escalation_level=t.escalation_level)
                  for t in session.execute(
                      select(*[getattr(Task, c) for c in _TASK_COLUMNS])
                      .where(Task.instance_id == row.id, Task.round == row.round).order_by(Task.seq, Task.id))]
@@ -253,22 +332,27 @@ class Workflow:
                     status=bindparam("status"), assignee_id=bindparam("assignee"),
                     delegate_id=bindparam("delegate"), decision=bindparam("decision"),
                     opinion=bindparam("opinion"), acted_by_id=bindparam("acted_by"),
-                    completed_at=bindparam("completed_at"), origin=bindparam("origin")),
+                    completed_at=bindparam("completed_at"), origin=bindparam("origin"),
+                    due_at=bindparam("due_at"), due_provisional=bindparam("due_provisional"),
+                    paused_at=bindparam("paused_at"), next_reminder_at=bindparam("next_reminder_at"),
+                    escalation_level=bindparam("escalation_level")),
                 [dict(tid=t.id, status=t.status.value, assignee=t.assignee, delegate=t.delegate,
                       decision=t.decision, opinion=t.opinion, acted_by=t.acted_by,
                       completed_at=t.completed_at if t.status is not TaskStatus.cancelled else now,
-                      origin=t.origin.value) for t in changed])
+                      origin=t.origin.value, due_at=t.due_at, due_provisional=t.due_provisional,
+                      paused_at=t.paused_at,
+                      next_reminder_at=t.next_reminder_at if t.status is TaskStatus.open else None,
+                      escalation_level=t.escalation_level) for t in changed])
         if not effect.added:
             return ()
-        rows = []
-        for t in effect.added:
-            due_at, provisional = self._due(now, t.deadline_days)
-            rows.append(dict(instance_id=instance_id, step=t.step, branch=t.branch, round=t.round,
-                             seq=t.seq, origin=t.origin.value, status=t.status.value,
-                             department=t.department, role=t.role, assignee_id=t.assignee,
-                             added_by_id=t.added_by, created_at=now, deadline_days=t.deadline_days,
-                             due_at=due_at, due_provisional=provisional,
-                             escalation_level=0, delegate_id=None))
+        rows = [dict(instance_id=instance_id, step=t.step, branch=t.branch, round=t.round,
+                     seq=t.seq, origin=t.origin.value, status=t.status.value,
+                     department=t.department, role=t.role, assignee_id=t.assignee,
+                     added_by_id=t.added_by, created_at=now, deadline_days=t.deadline_days,
+                     due_at=t.due_at, due_provisional=t.due_provisional, paused_at=t.paused_at,
+                     next_reminder_at=t.next_reminder_at, escalation_level=t.escalation_level,
+                     delegate_id=None)
+                for t in effect.added]
         ids = session.connection().execute(
             insert(_TASKS).returning(_TASKS.c.id, sort_by_parameter_order=True), rows).scalars().all()
         for task, new_id in zip(effect.added, ids):
@@ -276,6 +360,7 @@ class Workflow:
         return tuple(ids)
 
     def _due(self, opened_at: datetime, days: int | None) -> tuple[datetime | None, bool]:
+        """Kept for subclasses (bench); the engine sets due dates when tasks open."""
         if days is None or self.calendar is None:
             return None, False
         deadline = self.calendar.add_working_days(opened_at, days)
@@ -284,11 +369,12 @@ class Workflow:
     def _append(self, session, instance_id, head, count, effect, actor: Actor, definition_id,
                 spec, state, now) -> dict:
         entry = effect.trail
+        machine = actor.system and actor.user_id == 0  # 系统: no department acted (deemed consent ...)
         row = build_event(
             prev_hash=head, seq=count + 1, instance_id=instance_id, created_at=now,
-            action=entry.action, actor_id=None if actor.system and actor.user_id == 0 else actor.user_id,
-            actor_name=actor.name, actor_department=actor.department or self._acting_department(effect),
-            actor_role=actor.role or self._acting_role(effect),
+            action=entry.action, actor_id=None if machine else actor.user_id, actor_name=actor.name,
+            actor_department=actor.department or (None if machine else self._acting_department(effect)),
+            actor_role=actor.role or (None if machine else self._acting_role(effect)),
             on_behalf_of_id=actor.on_behalf_of, task_id=entry.task_id, from_step=entry.from_step,
             to_step=entry.to_step, opinion=entry.opinion, definition_id=definition_id,
             definition_hash=spec.content_hash, form_hash=form_hash(state.data), details=entry.details)

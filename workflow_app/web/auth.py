@@ -1,19 +1,28 @@
-"""Sign in, sign out, choose the role you act in, change your password, switch language."""
+"""Sign in (password, then a TOTP code for those who enrolled one), sign out, choose the role you
+act in, change your password, switch language.
+
+Between the two factors nothing is signed in: the cookie carries only which account passed the
+password and when (`login_pending`, five minutes); the server-side session is opened after the
+code. Wrong codes count towards the same lock as wrong passwords.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from werkzeug.security import check_password_hash
 from wtforms.validators import DataRequired, Length
+from sqlalchemy import select
 
 from ..container import services
 from ..extensions import limiter, login_manager
 from ..models import LoginSession, User
-from ..services import accounts
+from ..services import accounts, second_factor, security
 from .current import SignedIn, me
+
+PENDING_SECONDS = 300
 
 bp = Blueprint("auth", __name__)
 
@@ -23,20 +32,41 @@ class LoginForm(FlaskForm):
     password = PasswordField("密码", validators=[DataRequired(), Length(max=128)])
 
 
+class CodeForm(FlaskForm):
+    code = StringField("动态验证码", validators=[DataRequired(), Length(max=16)])
+
+
 class PasswordForm(FlaskForm):
     current = PasswordField("当前密码", validators=[DataRequired(), Length(max=128)])
     new = PasswordField("新密码", validators=[DataRequired(), Length(max=128)])
     confirm = PasswordField("确认新密码", validators=[DataRequired(), Length(max=128)])
 
 
+def policy(s) -> accounts.Policy:
+    """The policy in force (configuration tightened by the security administrator), cached."""
+    cache = current_app.extensions.get("parkflow.policy")
+    if cache is None:
+        cache = current_app.extensions["parkflow.policy"] = security.PolicyCache(services().policy)
+    return cache.get(s)
+
+
+def second_factor_enforced() -> bool:
+    return bool(current_app.config.get("SECOND_FACTOR_ENFORCED", not current_app.testing))
+
+
 @login_manager.user_loader
 def load_user(session_id: str) -> SignedIn | None:
     svc = services()
     with svc.db.write() as s:
-        found = accounts.resume(s, session_id, now=svc.clock(), policy=svc.policy)
+        now = svc.clock()
+        rules = policy(s)
+        found = accounts.resume(s, session_id, now=now, policy=rules)
         if found is None:
             return None
         user, row = found
+        # What this person must do before anything else (web/security.py's gate reads it).
+        g.security_requirement = security.requirement(user, now, rules,
+                                                      enforce_second_factor=second_factor_enforced())
         return SignedIn(id=user.id, username=user.username, display_name=user.display_name,
                         admin_role=user.admin_role,
                         memberships=tuple((m.department_code, m.role) for m in
@@ -52,20 +82,70 @@ def login():
     error = None
     if form.validate_on_submit():
         svc = services()
-        row = None
+        row = pending = None
         with svc.db.write() as s:  # commits on refusal too: failures and locks are recorded
+            now, ip = svc.clock(), request.remote_addr or ""
             try:
-                _user, row = accounts.authenticate(
-                    s, form.username.data.strip(), form.password.data, now=svc.clock(),
-                    ip=request.remote_addr or "", user_agent=request.user_agent.string,
-                    policy=svc.policy)
+                user = accounts.check_password(s, form.username.data.strip(), form.password.data,
+                                               now=now, ip=ip, policy=policy(s))
+                if user.totp_secret:
+                    pending = {"uid": user.id, "at": now.timestamp()}
+                else:
+                    row = accounts.open_session(s, user, now=now, ip=ip,
+                                                user_agent=request.user_agent.string)
             except accounts.LoginRefused as refused:
                 error = refused.message
+        if pending is not None:
+            session.clear()
+            session["login_pending"] = pending
+            return redirect(url_for("auth.login_code", next=_safe_next()))
         if row is not None:
-            session.clear()  # no fixation: a fresh cookie for the new session
-            login_user(load_user(row.id))
-            return redirect(_safe_next() or url_for("inbox.index"))
+            return _signed_in(row.id)
     return render_template("auth/login.html", form=form, error=error), 401 if error else 200
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def login_code():
+    """The second step: a TOTP code from the app the person enrolled."""
+    svc = services()
+    now = svc.clock()
+    pending = session.get("login_pending")
+    if not isinstance(pending, dict) or not isinstance(pending.get("uid"), int) or \
+            not 0 <= now.timestamp() - float(pending.get("at", 0)) <= PENDING_SECONDS:
+        session.pop("login_pending", None)
+        flash("请重新输入用户名和密码", "warning")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    error = None
+    row = None
+    if form.validate_on_submit():
+        with svc.db.write() as s:  # commits on refusal too: failures and locks are recorded
+            ip = request.remote_addr or ""
+            user = s.scalar(select(User).where(User.id == pending["uid"]).with_for_update())
+            try:
+                if user is None or not user.is_active or not user.totp_secret:
+                    raise accounts.LoginRefused("请重新登录", "gone")
+                accounts.check_lock(s, user, now=now, ip=ip)
+                step = second_factor.verify(s, user, form.code.data, now, current_app.secret_key)
+                if step is None:
+                    accounts.register_failure(s, user, now=now, ip=ip, policy=policy(s), reason="totp")
+                row = accounts.open_session(s, user, now=now, ip=ip, user_agent=request.user_agent.string,
+                                            second_factor="totp", totp_step=step)
+            except accounts.LoginRefused as refused:
+                error = refused.message
+                if refused.reason in ("locked", "gone"):
+                    session.pop("login_pending", None)
+        if row is not None:
+            return _signed_in(row.id)
+    return render_template("security/login_code.html", form=form, error=error), 401 if error else 200
+
+
+def _signed_in(session_id: str):
+    target = _safe_next()
+    session.clear()  # no fixation: a fresh cookie for the new session
+    login_user(load_user(session_id))
+    return redirect(target or url_for("inbox.index"))
 
 
 def _safe_next() -> str | None:
@@ -126,8 +206,10 @@ def change_password():
                     row = s.get(User, user.id)
                     if not check_password_hash(row.password_hash, form.current.data):
                         raise ValueError("当前密码不正确")
-                    accounts.set_password(row, form.new.data, svc.clock(), policy=svc.policy)
+                    accounts.set_password(row, form.new.data, svc.clock(), policy=policy(s))
                     accounts.log(s, "password_changed", now=svc.clock(), user=row, ip=request.remote_addr or "")
+                    # a changed password ends every other session (a thief's copy among them)
+                    security.revoke_all(s, row.id, now=svc.clock(), keep=user.session_id)
             except ValueError as exc:
                 error = str(exc)
             else:

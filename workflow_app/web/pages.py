@@ -41,6 +41,8 @@ def register_pages(app: Flask) -> None:
     app.register_blueprint(compliance.bp)
     app.register_blueprint(portfolio.bp)
     app.jinja_env.globals.update(tr=tr, button=button)
+    from . import security; security.register(app)  # noqa: E702  /security pages + the gate (三员, 2FA, expiry)
+    from . import notifications; notifications.register(app)  # noqa: E702  /notifications, /sla, unread badge, days_left
 
     @app.context_processor
     def header():

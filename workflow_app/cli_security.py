@@ -1,0 +1,120 @@
+"""`flask` commands for retention, archives and backups (等保: 安全审计, 数据备份恢复):
+
+    flask trail archive --before 2026-01-01 OUT.jsonl   finished instances' events -> archive file
+    flask trail verify [--archive FILE ...]             every chain, and the archives given
+    flask backup OUT                                     the whole database
+    flask restore IN                                     replace it, then verify the trail
+
+`register(app)` adds them (the archive-aware `trail verify` takes the place of the plain one: same
+output and exit codes, plus `--archive`). Thin shells over services/archive.py and backup.py.
+"""
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .container import services
+
+
+def register(app: Flask) -> None:
+    from .cli import trail_cli
+
+    trail_cli.add_command(trail_archive, "archive")
+    trail_cli.add_command(trail_verify, "verify")
+    app.cli.add_command(backup_command, "backup")
+    app.cli.add_command(restore_command, "restore")
+
+
+def _report(result) -> None:
+    """Print the verification and exit 1 on a break (shared by verify and restore)."""
+    if result.broken:
+        b = result.broken
+        click.echo(f"BROKEN in {result.where}: event id {b.event_id}, seq {b.seq}: {b.reason}"
+                   f" ({result.checked} events verified before it)")
+        sys.exit(1)
+    extra = f"; {result.archives} archive(s) verified" if result.archives else ""
+    click.echo(f"OK: {result.checked} events in {result.chains} chains verified{extra}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+
+
+@click.command("verify")
+@with_appcontext
+@click.option("--archive", "archives", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="an archive file written by `flask trail archive` (repeat for several)")
+def trail_verify(archives: tuple[str, ...]) -> None:
+    """Verify every hash chain (and the archives given); exit 1 naming the first broken event."""
+    from .services.archive import verify
+
+    svc = services()
+    with svc.db.read() as s:
+        result = verify(s, [Path(a) for a in archives])
+    _report(result)
+
+
+@click.command("archive")
+@with_appcontext
+@click.option("--before", "before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="archive finished instances whose events all precede this day (Beijing time)")
+@click.argument("out", type=click.Path(dir_okay=False))
+def trail_archive(before, out: str) -> None:
+    """Move finished instances' events older than the retention into OUT (JSON lines)."""
+    from .services.archive import ArchiveRefused, archive
+
+    svc = services()
+    retention = int(current_app.config.get("LOG_RETENTION_DAYS", 185))
+    try:
+        with svc.db.write() as s:
+            result = archive(s, before.date() if hasattr(before, "date") else date.fromisoformat(before),
+                             Path(out), now=svc.clock(), retention_days=max(185, retention))
+    except ArchiveRefused as refused:
+        click.echo(str(refused), err=True)
+        sys.exit(1)
+    click.echo(f"archived {result.events} events of {result.instances} instance(s) to {result.path}; "
+               f"final hash {result.archive_hash}")
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["sqlite", "pg_custom", "jsonl"]), default=None,
+              help="default: sqlite for SQLite, pg_custom (pg_dump) for PostgreSQL, else jsonl")
+def backup_command(out: str, fmt: str | None) -> None:
+    """Back up the whole database to OUT."""
+    from .services.backup import BackupError, backup
+
+    svc = services()
+    try:
+        used = backup(svc.db, Path(out), fmt=fmt)
+    except BackupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"backup written to {out} ({used})")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="do not ask: the database's contents are replaced")
+def restore_command(source: str, yes: bool) -> None:
+    """Replace the database's contents with the backup SOURCE, then verify the trail."""
+    from .services.archive import verify
+    from .services.backup import BackupError, restore
+
+    if not yes and not click.confirm("This replaces every row of the database. Continue?", default=False):
+        sys.exit(1)
+    svc = services()
+    try:
+        used = restore(svc.db, Path(source))
+    except BackupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"restored from {source} ({used})")
+    with svc.db.read() as s:
+        result = verify(s)
+    _report(result)

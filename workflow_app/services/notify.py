@@ -1,0 +1,138 @@
+"""Who hears of an action, written as `Notification` rows in the action's own transaction.
+
+From an engine `Effect`: the people of every task that opened or was handed to someone (the
+assignee, the delegate, or — for a department-queue task — every member holding the role), the
+submitter when an application is returned or decided, and the `Notice`s the clock adds
+(reminder and escalation rungs, 补正, 延期, deemed consent). The person who acted is not told of
+their own action. Each row also carries the recipient's e-mail address at that moment (NULL: no
+e-mail); the SLA sweeper sends those later (outbox), so an action never waits for a mail server.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ..engine.effects import Effect, Notice
+from ..engine.routing import Directory
+from ..engine.state import Actor, InstanceState, Origin, TaskState, TaskStatus
+from ..models import Notification, User
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# kind -> title template (Chinese: the people are district staff; English in the body's tail)
+TITLES = {
+    "task": "待办：{title}", "returned": "已退回：{title}", "decided": "已办结：{title}",
+    "urge": "催办：{title}", "remind": "即将到期：{title}", "overdue": "已逾期：{title}",
+    "escalate": "督办：{title}", "supplement": "补正通知：{title}", "supplemented": "已补正：{title}",
+    "extension_requested": "延期申请：{title}", "extended": "已延期：{title}",
+    "deemed_consent": "逾期视为同意：{title}",
+}
+KIND_LABELS = {
+    "task": ("新待办", "New task"), "returned": ("退回", "Returned"), "decided": ("办结", "Decided"),
+    "urge": ("催办", "Urged"), "remind": ("到期提醒", "Due soon"), "overdue": ("逾期提醒", "Overdue"),
+    "escalate": ("督办", "Escalated"), "supplement": ("补正", "Supplements requested"),
+    "supplemented": ("已补正", "Supplements received"), "extension_requested": ("延期申请", "Extension requested"),
+    "extended": ("延期", "Extended"), "deemed_consent": ("逾期视为同意", "Deemed consent"),
+}
+OUTCOMES = {"approved": "已通过", "rejected": "未通过", "withdrawn": "已撤回", "void": "已作废"}
+
+
+def _local(instant: datetime | None) -> str:
+    if instant is None:
+        return ""
+    v = instant.astimezone(SHANGHAI)
+    return f"{v.year}年{v.month}月{v.day}日 {v:%H:%M}"
+
+
+def task_people(task: TaskState, directory: Directory) -> tuple[int, ...]:
+    if task.delegate is not None:
+        return (task.delegate,)
+    if task.assignee is not None:
+        return (task.assignee,)
+    return tuple(directory.members(task.department, task.role))
+
+
+def _wanted(state: InstanceState, effect: Effect, directory: Directory) -> list[tuple[int, str, TaskState | None]]:
+    """(user, kind, task) for everyone this effect concerns, in order, without duplicates."""
+    action = effect.trail.action
+    out: list[tuple[int, str, TaskState | None]] = []
+    for task in effect.notify:
+        if task.status is not TaskStatus.open:
+            continue
+        if action == "urge":
+            kind = "urge"
+        elif task.origin is Origin.start:
+            kind = "returned"
+        else:
+            kind = "task"
+        out += [(u, kind, task) for u in task_people(task, directory)]
+    for notice in effect.notices:
+        out += [(u, _kind(notice, effect), notice.task) for u in _notice_people(notice, directory)]
+    if effect.ended:
+        out.append((state.submitter, "decided", None))
+    seen: set[tuple[int, str, int | None]] = set()
+    unique = []
+    for user, kind, task in out:
+        key = (user, kind, task.id if task else None)
+        if key not in seen:
+            seen.add(key)
+            unique.append((user, kind, task))
+    return unique
+
+
+def _kind(notice: Notice, effect: Effect) -> str:
+    if notice.kind == "remind" and effect.trail.details.get("overdue"):
+        return "overdue"
+    return notice.kind
+
+
+def _notice_people(notice: Notice, directory: Directory) -> tuple[int, ...]:
+    if notice.users:
+        return notice.users
+    if notice.department is not None and notice.role is not None:
+        return tuple(directory.members(notice.department, notice.role))
+    return task_people(notice.task, directory) if notice.task is not None else ()
+
+
+def _body(kind: str, state: InstanceState, effect: Effect, task: TaskState | None) -> str:
+    spec = state.spec
+    lines = []
+    step = spec.steps.get(task.step if task else state.current_step)
+    if step is not None:
+        lines.append(f"环节：{step.title.zh}")
+    if kind == "decided":
+        lines.append(f"结果：{OUTCOMES.get(state.status.value, state.status.value)}")
+    if task is not None and task.due_at is not None and kind not in ("decided",):
+        lines.append(f"办理期限：{_local(task.due_at)}前" + ("（暂定）" if task.due_provisional else ""))
+    details = effect.trail.details
+    if kind == "extended":
+        lines.append(f"延期 {details.get('days')} 个工作日")
+    if kind == "extension_requested":
+        lines.append(f"申请延期 {details.get('days')} 个工作日")
+    if effect.trail.opinion and kind not in ("task",):
+        lines.append(f"意见：{effect.trail.opinion}")
+    lines.append(f"申请编号：{state.id}")
+    return "\n".join(lines)
+
+
+def record(session: Session, *, state: InstanceState, title: str, effect: Effect, actor: Actor,
+           directory: Directory, now: datetime) -> int:
+    """Insert the notifications `effect` causes (one INSERT, one SELECT for addresses)."""
+    wanted = [(u, k, t) for u, k, t in _wanted(state, effect, directory)
+              if actor.system or u != actor.user_id]
+    if not wanted:
+        return 0
+    users = {u for u, _k, _t in wanted}
+    addresses = dict(session.execute(select(User.id, User.email).where(
+        User.id.in_(users), User.is_active.is_(True))).all())
+    rows = [dict(user_id=user, kind=kind, instance_id=state.id, task_id=task.id if task else None,
+                 title=TITLES.get(kind, "{title}").format(title=title)[:300],
+                 body=_body(kind, state, effect, task), created_at=now,
+                 email_to=addresses.get(user) or None, email_attempts=0)
+            for user, kind, task in wanted if user in addresses]
+    if rows:
+        session.execute(insert(Notification), rows)
+    return len(rows)
