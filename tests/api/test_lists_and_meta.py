@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from tests.api.conftest import DATA, bearer
+from tests.tampering import superuser
 from workflow_app.models import TrailEvent
 
 
@@ -76,8 +77,8 @@ def test_trail_verify_is_for_compliance_and_audit_only(app, client, tokens):
 
 def test_trail_verify_reports_the_first_break(app, client, tokens):
     [iid, _] = start_many(client, tokens["submitter"], 2)
-    with app.extensions["parkflow"].db.write() as s:
-        s.execute(update(TrailEvent).where(TrailEvent.instance_id == iid).values(opinion="改过"))
+    with superuser(app.extensions["parkflow"].db) as conn:
+        conn.execute(update(TrailEvent).where(TrailEvent.instance_id == iid).values(opinion="改过"))
     body = client.post("/api/v1/trail/verify", headers=bearer(tokens["auditor"])).get_json()
     assert body["ok"] is False
     assert body["broken"]["seq"] == 1 and body["broken"]["chain"] == f"instance {iid}"

@@ -8,6 +8,7 @@ from sqlalchemy import insert, text, update
 
 from tests.cli.runner import Cli
 from tests.services.support import SMALL, act, events, open_task, setup, start
+from tests.tampering import superuser
 from workflow_app.engine.trail import event_hash
 from workflow_app.models import ProcessInstance, TrailEvent
 from workflow_app.services import trail
@@ -35,7 +36,7 @@ def verify(db) -> trail.VerifyResult:
 
 
 def tamper(db, sql: str, **params) -> None:
-    with db.engine.begin() as conn:
+    with superuser(db) as conn:
         conn.execute(text(sql), params)
 
 
@@ -57,7 +58,7 @@ def test_edited_opinion(db, chain):
 
 def test_edited_details_json(db, chain):
     _first, _iid, evs = chain
-    with db.engine.begin() as conn:
+    with superuser(db) as conn:
         conn.execute(update(TrailEvent).where(TrailEvent.id == evs[2].id)
                      .values(details={**evs[2].details, "verdict": "rejected"}))
     assert verify(db).broken.event_id == evs[2].id

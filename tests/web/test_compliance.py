@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, text as sql
 
 from tests.factories import create_people
+from tests.tampering import superuser
 from tests.web.helpers import DATA, act, as_user, csrf_token, open_tasks, start, text
 from workflow_app.engine.runtime import Request
 from workflow_app.engine.trail import verify_chain
@@ -288,7 +289,7 @@ def test_verify_button_detects_a_tampered_event(make_app, crowd_csrf):
     ok = auditor.post("/compliance/verify", data={"csrf_token": token})
     assert ok.status_code == 200 and "核验通过" in text(ok)
     approve = events(app, iid)[2]
-    with app.extensions["parkflow"].db.engine.begin() as conn:
+    with superuser(app.extensions["parkflow"].db) as conn:
         conn.execute(sql("UPDATE trail_event SET opinion = '不同意' WHERE id = :id"), {"id": approve.id})
     bad = text(auditor.post("/compliance/verify", data={"csrf_token": token}))
     assert "核验未通过" in bad and f"事件编号 {approve.id}" in bad and "被修改" in bad
