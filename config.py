@@ -18,6 +18,10 @@ class Config:
     CALENDARS = os.environ.get("CALENDARS", str(BASE_DIR / "process_defs" / "calendars"))
     REDIS_URL = os.environ.get("REDIS_URL")
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    # Stated, never inherited: Flask-Limiter's init_app defaults a missing RATELIMIT_ENABLED to
+    # whatever the previous app in the process had, so one app with limits off would switch them
+    # off for the next.
+    RATELIMIT_ENABLED = True
     # A moving window: a fixed window lets a burst straddle the minute boundary (2x the limit).
     RATELIMIT_STRATEGY = "moving-window"
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
