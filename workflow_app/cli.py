@@ -22,11 +22,13 @@ demo_cli = AppGroup("demo", help="Demo organisation and data (refused in product
 
 
 def register(app: Flask) -> None:
-    from . import cli_portfolio
+    from . import cli_portfolio, cli_security, cli_sla
 
     for group in (db_cli, defs_cli, trail_cli, tokens_cli, demo_cli):
         app.cli.add_command(group)
     cli_portfolio.register(app)
+    cli_sla.register(app)
+    cli_security.register(app)  # trail archive, the archive-aware trail verify, backup, restore
 
 
 # ------------------------------------------------------------------ db

@@ -13,7 +13,6 @@ import pytest
 from tests.cli.runner import ROOT, Cli
 from tests.services.clock_support import PEOPLE, clock_defs_dir, day_end, local  # noqa: F401
 from tests.factories import create_people
-from workflow_app import cli_sla
 from workflow_app.models import Task, TrailEvent
 
 CN_2027 = ROOT / "tests" / "fixtures" / "clock" / "cn_2027.yaml"
@@ -22,8 +21,6 @@ CN_2027 = ROOT / "tests" / "fixtures" / "clock" / "cn_2027.yaml"
 @pytest.fixture
 def cli(db, database_url, clock_defs_dir, clock):
     runner = Cli(database_url, clock_defs_dir)
-    if "sla" not in runner.app.cli.commands:  # until cli.register calls cli_sla.register
-        cli_sla.register(runner.app)
     svc = runner.app.extensions["parkflow"]
     svc.clock = svc.workflow.clock = clock
     with svc.db.write() as s:
@@ -31,15 +28,6 @@ def cli(db, database_url, clock_defs_dir, clock):
         runner.people = create_people(s, PEOPLE)
     yield runner
     runner.close()
-
-
-def worker_app():
-    """The app a `flask --app` subprocess runs (with the sla commands until cli.py has them)."""
-    from workflow_app import create_app
-    app = create_app()
-    if "sla" not in app.cli.commands:
-        cli_sla.register(app)
-    return app
 
 
 def start(cli, route: str) -> int:
@@ -94,7 +82,7 @@ def test_the_worker_stops_cleanly_on_sigterm(db, database_url, clock_defs_dir):
         pytest.skip("one backend is enough for signal handling")
     env = dict(os.environ, DATABASE_URL=database_url, PROCESS_DEFS=str(clock_defs_dir),
                CALENDARS=str(ROOT / "process_defs" / "calendars"), PARKFLOW_CONFIG="dev")
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "tests.cli.test_sla_cli:worker_app()",
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "workflow_app:create_app",
                              "sla", "worker", "--interval", "3600"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -164,8 +164,6 @@ def test_archive_keeps_the_chain_verifiable(old_and_new, database_url, defs_dir,
 
 def _cli(app, database_url, defs_dir) -> Cli:
     cli = Cli(database_url, defs_dir)
-    from workflow_app import cli_security
-    cli_security.register(cli.app)       # until workflow_app/cli.py registers it itself
     cli.app.extensions["parkflow"].clock = app.extensions["parkflow"].clock
     return cli
 

@@ -285,12 +285,10 @@ def test_matching_and_homogeneity_on_the_database(env):
 # --------------------------------------------------------------------------- command line
 
 def test_command_line(env, tmp_path):
-    from workflow_app import cli_portfolio, create_app
+    from workflow_app import create_app
 
     config = type("Config", (TestConfig,), {"DATABASE_URL": env.db.url})
     app = create_app(config)
-    if "monitor" not in app.cli.commands:  # until cli.register calls cli_portfolio.register
-        cli_portfolio.register(app)
     runner = app.test_cli_runner()
     try:
         out = runner.invoke(args=["monitor", "evaluate", "2026-10", "--as", "sysadmin"])
