@@ -69,7 +69,10 @@ def act(instance_id: int, json_data: dict, headers_data: dict):
     """Act on an instance
 
     Approve, reject, return, claim, transfer, comment ... A second decision on a task that is
-    already done is 409 and writes nothing.
+    already done is 409 and writes nothing. The clock: `supplement` (补正) stops the step's clocks
+    until the submitter resubmits; `pause` / `resume` stop and restart one task's clock;
+    `request_extension` (the assignee) and `grant_extension` (a head of the task's department,
+    acting as that head) take `days`. While a clock is stopped the task cannot be approved (409).
     """
     who = current()
     _in_range(instance_id)
@@ -79,7 +82,8 @@ def act(instance_id: int, json_data: dict, headers_data: dict):
     action = Request(action=json_data["action"], task_id=json_data.get("task_id"),
                      opinion=json_data.get("opinion"), target=json_data.get("target"),
                      user=json_data.get("user"), users=tuple(json_data.get("users") or ()),
-                     position=json_data.get("position"), data=json_data.get("data"))
+                     position=json_data.get("position"), data=json_data.get("data"),
+                     days=json_data.get("days"))
 
     on_behalf_of = json_data.get("on_behalf_of")
     check_first = on_behalf_of is not None or action.action not in DECIDER_CHECKED
@@ -106,7 +110,8 @@ def act(instance_id: int, json_data: dict, headers_data: dict):
 # statements and an ORM load less per approval. Everything else (comment, cc, urge, withdraw,
 # void, custom actions, any action on behalf of someone) is checked up front as before.
 DECIDER_CHECKED = frozenset({"approve", "reject", "submit", "return", "claim", "release", "transfer",
-                             "delegate", "resolve", "add_signer"})
+                             "delegate", "resolve", "add_signer",
+                             "supplement", "pause", "resume", "request_extension"})
 
 
 def _in_range(instance_id: int) -> None:

@@ -17,7 +17,7 @@ from ..services.tokens import TokenIdentity
 
 _TASK_FIELDS = ("id", "step", "branch", "round", "seq", "origin", "status", "department", "role",
                 "assignee_id", "delegate_id", "added_by_id", "decision", "opinion", "acted_by_id",
-                "created_at", "completed_at", "due_at", "due_provisional")
+                "created_at", "completed_at", "due_at", "due_provisional", "paused_at")
 _EVENT_FIELDS = ("id", "seq", "created_at", "action", "actor_id", "actor_name", "actor_department",
                  "actor_role", "on_behalf_of_id", "task_id", "from_step", "to_step", "opinion",
                  "definition_hash", "details", "hash")

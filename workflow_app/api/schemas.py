@@ -13,6 +13,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 MAX_ID = 2**31 - 1
+MAX_EXTENSION_DAYS = 365  # engine.clock_actions.MAX_EXTENSION_DAYS
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 ADD_POSITIONS = ("before", "after", "alongside")
@@ -58,8 +59,11 @@ class StartIn(Schema):
 class ActionIn(Schema):
     action = _text(required=True, metadata={
         "description": "approve, reject, submit, return, withdraw, void, claim, release, transfer, "
-                       "delegate, resolve, add_signer, remove_signer, comment, cc, urge, or a "
-                       "custom action of the step", "example": "approve"})
+                       "delegate, resolve, add_signer, remove_signer, comment, cc, urge; the clock: "
+                       "supplement (补正, opinion = everything missing), pause / resume (expert review, "
+                       "hearing; pause needs an opinion), request_extension (the assignee: `days` and "
+                       "an opinion), grant_extension (a head of the task's department: `days` and an "
+                       "opinion); or a custom action of the step", "example": "approve"})
     task_id = _id(allow_none=True, metadata={"description": "the task acted on (not needed for "
                                              "withdraw, void, comment, cc, urge)"})
     opinion = _text(allow_none=True, max_length=5000, min_length=0,
@@ -72,6 +76,8 @@ class ActionIn(Schema):
                       metadata={"description": "add_signer: before, after or alongside"})
     data = Dict(keys=String(validate=_plain_text), allow_none=True,
                 metadata={"description": "field edits allowed at this step (resubmission: the whole form)"})
+    days = Integer(strict=True, allow_none=True, validate=Range(1, MAX_EXTENSION_DAYS), metadata={
+        "description": "request_extension / grant_extension: working days (1–365)", "example": 5})
     department = _text(allow_none=True, metadata={"description": "act in this capacity (with `role`); "
                                                   "default: the token's capacity"})
     role = _text(allow_none=True)
@@ -133,6 +139,8 @@ class TaskOut(Schema):
     due_at = DateTime(allow_none=True)
     due_provisional = Boolean(required=True, metadata={"description": "due date computed with weekends "
                                                        "only: the year's holiday schedule is not loaded yet"})
+    paused_at = DateTime(allow_none=True, metadata={"description": "the clock stopped at (补正 awaited, "
+                                                    "expert review, hearing); null while it runs"})
 
 
 class TrailEventOut(Schema):

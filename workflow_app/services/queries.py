@@ -129,7 +129,8 @@ class InstanceView:
 
 def can_view(session: Session, user_id: int, memberships, admin_role: str | None,
              instance: ProcessInstance) -> bool:
-    """Submitter, anyone who holds or held a task on it (or could claim one), CC'd people,
+    """Submitter, anyone who holds or held a task on it (or could claim one), the heads of a
+    department with a task on it (they are escalated to and grant its 延期), CC'd people,
     compliance reviewers and the audit administrator. Everyone else gets 404 (not 403), so ids
     cannot be probed."""
     if instance.submitter_id == user_id or admin_role in OVERSIGHT_ADMINS:
@@ -137,9 +138,11 @@ def can_view(session: Session, user_id: int, memberships, admin_role: str | None
     if any(role in OVERSIGHT_ROLES for _d, role in memberships):
         return True
     pairs = list(memberships)
+    headed = sorted({d for d, role in pairs if role == "head"})
     involved = select(Task.id).where(Task.instance_id == instance.id, or_(
         Task.assignee_id == user_id, Task.delegate_id == user_id, Task.acted_by_id == user_id,
-        *( [and_(Task.assignee_id.is_(None), tuple_(Task.department, Task.role).in_(pairs))] if pairs else [])))
+        *( [and_(Task.assignee_id.is_(None), tuple_(Task.department, Task.role).in_(pairs))] if pairs else []),
+        *( [Task.department.in_(headed)] if headed else [])))
     if session.scalar(select(exists(involved))):
         return True
     return bool(session.scalar(select(exists(select(CarbonCopy.id).where(

@@ -11,9 +11,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import Length, Optional
+from wtforms.validators import Length, NumberRange, Optional
 
 from ..container import services
+from ..engine.clock_actions import MAX_EXTENSION_DAYS
 from ..engine.diagram import mermaid
 from ..engine.errors import ActionError, Conflict, Forbidden, InvalidAction, NotFound
 from ..engine.runtime import MAX_OPINION, Request
@@ -31,7 +32,8 @@ from .timeline import build_timeline, form_rows, waiting_on
 bp = Blueprint("instances", __name__)
 
 TASK_ACTIONS = ("approve", "reject", "submit", "return", "transfer", "delegate", "resolve",
-                "add_signer", "claim", "release")
+                "add_signer", "claim", "release",
+                "supplement", "pause", "resume", "request_extension", "grant_extension")  # the clock
 INSTANCE_ACTIONS = ("withdraw", "comment", "cc", "urge", "remove_signer")
 DONE_MESSAGES = {
     "approve": ("已同意", "Approved"), "reject": ("已拒绝", "Rejected"),
@@ -41,6 +43,10 @@ DONE_MESSAGES = {
     "remove_signer": ("已减签", "Signer removed"), "claim": ("已认领，请处理", "Claimed"),
     "release": ("已放回部门队列", "Released to the queue"), "withdraw": ("已撤回", "Withdrawn"),
     "comment": ("已评论", "Comment added"), "cc": ("已抄送", "Copied"), "urge": ("已催办", "Reminder sent"),
+    "supplement": ("已要求补正，本环节计时暂停", "Supplements requested; the step's clock is stopped"),
+    "pause": ("已暂停计时", "Clock stopped"), "resume": ("已恢复计时", "Clock restarted"),
+    "request_extension": ("已申请延期，待部门负责人批准", "Extension requested; the department head decides"),
+    "grant_extension": ("已批准延期", "Extension granted"),
 }
 
 
@@ -52,6 +58,7 @@ class ActionForm(FlaskForm):
     user = IntegerField(validators=[Optional()])
     users = SelectMultipleField(coerce=int, validate_choice=False)
     position = StringField(validators=[Optional(), Length(max=16)])  # before | after | alongside
+    days = IntegerField(validators=[Optional(), NumberRange(1, MAX_EXTENSION_DAYS)])  # 延期: working days
 
 
 def capacity(user: SignedIn, department: str | None, role: str | None) -> tuple[str | None, str | None]:
@@ -152,8 +159,11 @@ def act(iid: int):
             data = field_forms.submitted(fields_form, names)
     req = Request(action=action, task_id=form.task_id.data, opinion=form.opinion.data,
                   target=form.target.data or None, user=form.user.data,
-                  users=tuple(form.users.data or ()), position=form.position.data or None, data=data)
-    department, role = capacity(user, task.department if task else None, task.role if task else None)
+                  users=tuple(form.users.data or ()), position=form.position.data or None, data=data,
+                  days=form.days.data)
+    # 批准延期 is done as the head of the task's department, whatever the task's own role is
+    task_role = "head" if action == "grant_extension" else (task.role if task else None)
+    department, role = capacity(user, task.department if task else None, task_role)
     try:
         with svc.db.write() as s:
             svc.workflow.act(s, user.id, iid, req, department=department, role=role)

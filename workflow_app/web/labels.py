@@ -27,6 +27,11 @@ ACTION = {
     "urge": ("催办", "Urged"), "subprocess_end": ("子流程结束", "Sub-process ended"),
     "migrate": ("迁移版本", "Migrated"), "definition_sync": ("同步流程定义", "Definition synced"),
     "timeout": ("超时", "Timed out"), "deemed_consent": ("逾期视为同意", "Deemed consent"),
+    # the clock (docs/clock.md)
+    "supplement": ("要求补正", "Supplements requested"), "pause": ("暂停计时", "Clock stopped"),
+    "resume": ("恢复计时", "Clock restarted"), "request_extension": ("申请延期", "Extension requested"),
+    "grant_extension": ("批准延期", "Extension granted"), "remind": ("到期提醒", "Reminder"),
+    "escalate": ("逾期督办", "Escalated"), "deadline_recomputed": ("截止日期重算", "Due date recomputed"),
 }
 ROLE_FALLBACK = {"submitter": ("项目填报人", "Submitter")}
 

@@ -16,6 +16,9 @@ BUTTONS = {  # what the buttons say (the timeline uses labels.ACTION: what was d
     "remove_signer": ("减签", "Remove signer"), "claim": ("认领", "Claim"),
     "release": ("放回部门队列", "Release to the queue"), "comment": ("评论", "Comment"),
     "cc": ("抄送", "Copy to"), "urge": ("催办", "Send a reminder"),
+    "supplement": ("要求补正", "Ask for supplements"), "pause": ("暂停计时", "Stop the clock"),
+    "resume": ("恢复计时", "Restart the clock"), "request_extension": ("申请延期", "Request extension"),
+    "grant_extension": ("批准延期", "Grant extension"),
 }
 
 

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from ..container import services
 from ..engine.organisation import Organisation
-from ..engine.permissions import counts_as_decision
+from ..engine.clock_actions import pending_supplement
+from ..engine.permissions import counts_as_decision, review_refusal
 from ..engine.runtime import Runtime
 from ..engine.schema import StepType
 from ..engine.spec import BUILTIN_TRIGGERS, ProcessSpec, StepSpec
@@ -45,6 +46,12 @@ class DecidePanel:
     opinion_required: frozenset[str] = frozenset()
     editable: list[str] = field(default_factory=list)
     release: bool = False
+    timed: bool = False                              # the task runs on a clock (has a due date)
+    paused: bool = False                             # its clock is stopped (补正 / expert review)
+    supplement: bool = False                         # may ask for 补正 now
+    pause: bool = False                              # may stop the clock (expert review, hearing)
+    resume: bool = False                             # may restart it
+    requested_days: int | None = None                # 延期: the days asked for and not granted yet
     form: object = None                              # the editable fields (set by the view)
     fields: list = field(default_factory=list)
 
@@ -55,6 +62,7 @@ class ActionPanel:
     claim: list[Task] = field(default_factory=list)
     resolve: list[Task] = field(default_factory=list)
     remove: list[Task] = field(default_factory=list)
+    grant: list[tuple[Task, int | None]] = field(default_factory=list)  # 批准延期: (task, days asked)
     withdraw: bool = False
     urge: bool = False
     comment: bool = False
@@ -72,7 +80,8 @@ def engine_state(view: InstanceView) -> InstanceState:
                        status=TaskStatus(t.status), department=t.department, role=t.role,
                        assignee=t.assignee_id, delegate=t.delegate_id, added_by=t.added_by_id,
                        decision=t.decision, opinion=t.opinion, acted_by=t.acted_by_id,
-                       completed_at=t.completed_at, deadline_days=t.deadline_days, id=t.id)
+                       completed_at=t.completed_at, deadline_days=t.deadline_days, id=t.id,
+                       due_at=t.due_at, due_provisional=bool(t.due_provisional), paused_at=t.paused_at)
              for t in view.tasks if t.round == inst.round]
     decided: dict[int, set[str]] = {}
     if spec.rules.distinct_deciders:  # as Workflow._state: owners and stand-ins, every round
@@ -103,6 +112,37 @@ def _decide(spec: ProcessSpec, row: Task, user_id: int) -> DecidePanel:
         release=row.origin == Origin.queue.value and row.assignee_id == user_id)
 
 
+def requested_extensions(view: InstanceView) -> dict[int, int]:
+    """延期 asked for and not granted yet: task id -> working days asked (the latest request)."""
+    out: dict[int, int] = {}
+    for e in view.events:
+        if e.action == "request_extension" and e.task_id is not None:
+            out[e.task_id] = int((e.details or {}).get("days") or 0)
+        elif e.action == "grant_extension" and e.task_id is not None:
+            out.pop(e.task_id, None)
+    return out
+
+
+def _clock_options(d: DecidePanel, state: InstanceState, supplement_awaited: bool,
+                   requested: dict[int, int]) -> None:
+    """What the assignee may do with the clock of a decide card, by the engine's rules
+    (`clock_actions`): 补正 while no supplement is awaited and no clock of the step is stopped;
+    pause / resume one's own clock; ask for 延期 while it has a due date."""
+    if d.resubmit:
+        return
+    task = state.task(d.task.id)
+    if task is None:
+        return
+    d.timed = task.due_at is not None
+    d.paused = task.paused_at is not None
+    step_paused = any(t.paused_at is not None for t in state.tasks if t.status is TaskStatus.open
+                      and t.step == task.step and t.origin is not Origin.start)
+    d.supplement = not supplement_awaited and not step_paused
+    d.pause = d.timed and not d.paused
+    d.resume = d.paused and not supplement_awaited
+    d.requested_days = requested.get(task.id)
+
+
 def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisation) -> ActionPanel:
     inst, spec = view.instance, view.spec
     panel = ActionPanel()
@@ -125,6 +165,14 @@ def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisatio
             panel.claim.append(row)
         else:
             panel.decide.append(_decide(spec, row, user.id))
+    requested = requested_extensions(view)
+    supplement_awaited = pending_supplement(state) is not None
+    for d in panel.decide:
+        _clock_options(d, state, supplement_awaited, requested)
+    panel.grant = [(rows[t.id], requested.get(t.id)) for t in state.tasks
+                   if t.status is TaskStatus.open and t.origin is not Origin.start and t.due_at is not None
+                   and (t.department, "head") in actor.memberships
+                   and review_refusal(state, t, (user.id,), runtime.directory) is None]
     panel.remove = [rows[t.id] for t in state.tasks
                     if t.active and t.origin is Origin.added and t.added_by == user.id]
     is_submitter = inst.submitter_id == user.id

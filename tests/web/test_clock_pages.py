@@ -1,0 +1,126 @@
+"""The clock on the instance page: 补正 (supplements), stopping and restarting the clock, asking
+for and granting 延期 — the forms are shown only to whom the engine lets act, the POSTs go through
+the service, and a head of another department (or a reviewer) cannot grant an extension. Time is
+frozen (the `clock` fixture)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from tests.factories import create_people
+from tests.web.helpers import DATA, act, as_user, open_tasks, start, text
+from workflow_app.engine.runtime import Request
+from workflow_app.models import Task, TrailEvent
+
+
+@pytest.fixture
+def heads(app, people) -> dict[str, int]:
+    """A head of 投促中心 (the department of the `assess` step) beside the factory people."""
+    with app.extensions["parkflow"].db.write() as s:
+        return create_people(s, {"promo_head": [("invest_promo", "head")]})
+
+
+def task(app, task_id: int) -> Task:
+    with app.extensions["parkflow"].db.read() as s:
+        return s.get(Task, task_id)
+
+
+def trail(app, iid: int) -> list[str]:
+    with app.extensions["parkflow"].db.read() as s:
+        return list(s.scalars(select(TrailEvent.action).where(TrailEvent.instance_id == iid)
+                              .order_by(TrailEvent.seq)))
+
+
+def claimed(app, people, clock) -> tuple[int, int]:
+    clock.now = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # Monday 2 March 2026, 09:00 Beijing
+    iid = start(app, people)
+    [assess] = open_tasks(app, iid)
+    act(app, people, "promo1", iid, Request("claim", assess.id))
+    return iid, assess.id
+
+
+def post(client, iid: int, **form):
+    return client.post(f"/instances/{iid}/act", data=form)
+
+
+def test_supplement_from_the_page_stops_the_clock_until_the_submitter_resubmits(app, people, clock):
+    iid, tid = claimed(app, people, clock)
+    reviewer = as_user(app, "promo1")
+    page = text(reviewer.get(f"/instances/{iid}"))
+    assert 'data-action="supplement"' in page and 'data-action="pause"' in page
+    assert 'data-action="request_extension"' in page
+    assert "要求补正" in page
+    r = post(reviewer, iid, action="supplement", task_id=tid, opinion="缺：土地权属证明、环评批复")
+    assert r.status_code == 302
+    assert task(app, tid).paused_at == clock.now
+    assert trail(app, iid)[-1] == "supplement"
+    page = text(reviewer.get(f"/instances/{iid}"))
+    assert "已要求补正" in page  # the done message
+    assert 'data-action="supplement"' not in page  # one request at a time
+    assert 'value="approve"' not in page and "data-clock-paused" in page  # no approving while stopped
+    assert 'data-action="resume"' not in page  # the submitter's answer restarts it, not a resume
+    # the submitter resubmits on the page; the clock runs again, moved by the working days stopped
+    clock.now = datetime(2026, 3, 4, 1, 0, tzinfo=timezone.utc)
+    submitter = as_user(app, "submitter")
+    ask = next(t for t in open_tasks(app, iid) if t.origin == "start")
+    assert 'value="submit"' in text(submitter.get(f"/instances/{iid}"))
+    before = task(app, tid).due_at
+    assert post(submitter, iid, action="submit", task_id=ask.id, opinion="已补齐",
+                **{f"f-{k}": v for k, v in DATA.items()}).status_code == 302
+    after = task(app, tid)
+    assert after.paused_at is None and after.due_at > before
+    assert trail(app, iid)[-1] == "submit"
+
+
+def test_pause_and_resume_from_the_page(app, people, clock):
+    iid, tid = claimed(app, people, clock)
+    reviewer = as_user(app, "promo1")
+    # an opinion is required: the service refuses, nothing is written
+    post(reviewer, iid, action="pause", task_id=tid, opinion="")
+    assert task(app, tid).paused_at is None and "pause" not in trail(app, iid)
+    assert post(reviewer, iid, action="pause", task_id=tid, opinion="专家评审").status_code == 302
+    assert task(app, tid).paused_at == clock.now
+    page = text(reviewer.get(f"/instances/{iid}"))
+    assert 'data-action="resume"' in page and 'data-action="pause"' not in page
+    # somebody else cannot restart my clock
+    post(as_user(app, "promo2"), iid, action="resume", task_id=tid)
+    assert task(app, tid).paused_at is not None
+    clock.now = datetime(2026, 3, 5, 1, 0, tzinfo=timezone.utc)  # Thursday: 3 working days stopped
+    due = task(app, tid).due_at
+    reviewer = as_user(app, "promo1")  # a new session: the old one ended with the days passed
+    assert post(reviewer, iid, action="resume", task_id=tid).status_code == 302
+    resumed = task(app, tid)
+    assert resumed.paused_at is None and (resumed.due_at - due).days == 3
+    assert trail(app, iid)[-2:] == ["pause", "resume"]
+
+
+def test_extension_requested_on_the_page_and_granted_by_the_head_only(app, people, heads, clock):
+    iid, tid = claimed(app, people, clock)
+    reviewer = as_user(app, "promo1")
+    post(reviewer, iid, action="request_extension", task_id=tid, days="0", opinion="材料复杂")
+    assert "request_extension" not in trail(app, iid)  # 0 days: refused by the form
+    assert post(reviewer, iid, action="request_extension", task_id=tid, days="4",
+                opinion="材料复杂").status_code == 302
+    assert trail(app, iid)[-1] == "request_extension"
+    # the reviewer sees no grant form and cannot grant by posting either
+    assert 'data-action="grant_extension"' not in text(reviewer.get(f"/instances/{iid}"))
+    due = task(app, tid).due_at
+    post(reviewer, iid, action="grant_extension", task_id=tid, days="4", opinion="同意延期")
+    post(as_user(app, "sasac"), iid, action="grant_extension", task_id=tid, days="4", opinion="同意")
+    assert task(app, tid).due_at == due and "grant_extension" not in trail(app, iid)
+    head = as_user(app, "promo_head")
+    page = text(head.get(f"/instances/{iid}"))
+    assert 'data-action="grant_extension"' in page and "经办人申请延期 4 个工作日" in page
+    assert post(head, iid, action="grant_extension", task_id=tid, days="4",
+                opinion="同意延期").status_code == 302
+    granted = task(app, tid)
+    assert trail(app, iid)[-1] == "grant_extension" and granted.due_at > due
+    with app.extensions["parkflow"].db.read() as s:
+        event = s.scalars(select(TrailEvent).where(TrailEvent.instance_id == iid)
+                          .order_by(TrailEvent.seq.desc())).first()
+    assert (event.actor_department, event.actor_role, event.details["days"]) == ("invest_promo", "head", 4)
+    # the timeline names the clock's events in words, not codes
+    page = text(as_user(app, "submitter").get(f"/instances/{iid}"))
+    assert "申请延期" in page and "批准延期" in page and "request_extension" not in page
