@@ -4,7 +4,7 @@ content, so several app processes never disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -37,7 +37,9 @@ class Services:
                         admin_idle_minutes=config["ADMIN_IDLE_MINUTES"],
                         absolute_hours=config["SESSION_ABSOLUTE_HOURS"],
                         max_age_days=config["PASSWORD_MAX_AGE_DAYS"])
-        return cls(db, store, calendar, Workflow(store, calendar, clock), policy, clock)
+        hours = float(config.get("URGE_INTERVAL_HOURS", 24) or 0)  # 催办: once per task per N hours; 0 = no limit
+        workflow = Workflow(store, calendar, clock, urge_interval=timedelta(hours=hours) if hours > 0 else None)
+        return cls(db, store, calendar, workflow, policy, clock)
 
 
 def services() -> Services:

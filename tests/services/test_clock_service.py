@@ -233,3 +233,47 @@ def test_the_ladder_rearms_after_an_extension(env, clock):
     env.act("promo_head", iid, "grant_extension", task.id, opinion="同意", days=5)
     task = env.task(task.id)
     assert task.escalation_level == 0 and task.next_reminder_at == day_end(2026, 3, 13)
+
+
+# ------------------------------------------------------------------ 前加签 re-opens a task
+def test_the_ladder_is_rearmed_when_a_signer_added_before_me_has_signed(env, clock):
+    """A 前加签 puts my task in line (waiting: no reminders); when the added signer has signed my
+    task opens again with the due date it had, and its reminders are armed again."""
+    clock.now = local(2026, 3, 2, 9)
+    iid = env.start("task")
+    task = env.open_task(iid)
+    due = task.due_at
+    assert task.next_reminder_at == day_end(2026, 3, 6)  # one working day left: Friday evening
+    env.act("promo1", iid, "claim", task.id)
+    env.act("promo1", iid, "add_signer", task.id, user=env.people["promo2"], position="before")
+    waiting = env.task(task.id)
+    assert waiting.status == "waiting" and waiting.next_reminder_at is None
+    added = next(t for t in env.tasks(iid, "open") if t.origin == "added")
+    clock.now = local(2026, 3, 4, 11)
+    env.act("promo2", iid, "approve", added.id)
+    reopened = env.task(task.id)
+    assert reopened.status == "open" and reopened.due_at == due  # the due date it had
+    assert reopened.next_reminder_at == day_end(2026, 3, 6)      # and the ladder runs again
+    counts = sla.sweep(env.db, env.workflow, local(2026, 3, 10, 9))
+    assert counts.reminders >= 1 and counts.escalations >= 1
+    fired = [e for e in env.events(iid, "remind", "escalate") if e.task_id == task.id]
+    assert [e.action for e in fired] == ["remind", "escalate"]
+
+
+def test_recomputation_does_not_move_a_task_reopened_after_a_signer_added_before(env, clock):
+    """The due date replayed from the trail is the date the task got when it FIRST opened, not
+    the moment a 前加签 signer handed it back."""
+    clock.now = local(2026, 12, 15, 10)
+    iid = env.start("long")
+    task = env.open_task(iid)
+    env.act("sasac", iid, "add_signer", task.id, user=env.people["econ_head"], position="before")
+    added = next(t for t in env.tasks(iid, "open") if t.origin == "added")
+    clock.now = local(2026, 12, 22, 10)  # a week later the added signer signs: my task re-opens
+    env.act("econ_head", iid, "approve", added.id)
+    assert env.task(task.id).status == "open"
+    with env.db.write() as s:
+        calendars.load_year(s, CN_2027.read_text(encoding="utf-8"), now=clock.now, by="tester")
+    sla.recompute_provisional(env.db, env.workflow, clock.now)
+    full = WorkingCalendar.from_directory(ROOT / "process_defs" / "calendars").with_schedule(
+        parse_year_schedule(CN_2027.read_text(encoding="utf-8")))
+    assert env.task(task.id).due_at == full.add_working_days(local(2026, 12, 15, 10), 30).due_at

@@ -78,8 +78,10 @@ def test_the_sla_page_is_for_coordinators_heads_and_compliance(app, people, cloc
     assert "<script>" not in page and 'src="/static/js/sla.js"' in page
     data = json.loads(re.search(r'<script type="application/json" id="sla-data">(.*?)</script>', page, re.S).group(1))
     promo = data["departments"]["labels"].index("区投资促进中心")
-    assert data["departments"]["series"]["overdue"][promo] >= 1 and late
-    assert "sla-card-red" in page
+    series = data["departments"]["series"]
+    assert (series["overdue"][promo], series["on_time"][promo]) == (1, 1)  # the late one; the done one
+    assert "sla-card-red" in page and f'href="/instances/{late}"' in page
+    assert f'href="/instances/{done}"' not in page  # finished in time: on no card
     assert as_user(app, "sasac").get("/sla/?date_from=2026-03-31&date_to=2026-01-01").status_code == 400
 
 

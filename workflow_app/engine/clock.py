@@ -94,8 +94,12 @@ def next_check(task: TaskState, deadline: DeadlineSpec | None, calendar: Working
 def start(task: TaskState, deadline: DeadlineSpec | None, calendar: WorkingCalendar | None,
           now: datetime) -> None:
     """Start the clock of a task that has just opened (once: a task re-opened after a 前加签
-    keeps the due date it had)."""
-    if calendar is None or task.deadline_days is None or task.due_at is not None:
+    keeps the due date it had, and its ladder is armed again — a waiting task is never looked
+    at by the sweeper, so the rungs still to fire must be scheduled anew)."""
+    if calendar is None or task.deadline_days is None:
+        return
+    if task.due_at is not None:
+        task.next_reminder_at = next_check(task, deadline, calendar)
         return
     deadline_ = calendar.add_working_days(now, task.deadline_days)
     task.due_at, task.due_provisional = deadline_.due_at, deadline_.provisional

@@ -14,6 +14,7 @@ have been had the schedule been loaded from the start; each move is a `deadline_
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -74,26 +75,46 @@ def provisional_candidates(calendar: WorkingCalendar, skip: set[int]) -> Select:
     return q.where(Task.instance_id.not_in(skip)) if skip else q
 
 
+@dataclass(frozen=True)
+class History:
+    """A task's clock as its trail tells it."""
+
+    opened_at: datetime           # its clock started (creation, or its turn in line came)
+    extension_days: int           # 延期 granted
+    stopped_days: int             # working days its clock stood still and ran again
+    paused_at: datetime | None    # stopped now (or when it ended), since then
+
+
+def history(calendar: WorkingCalendar, task_id: int, created_at: datetime, events: list) -> History:
+    """Read a task's clock from its instance's trail events (in order). A task that was acted on
+    was already open: an "opened" after that is a re-opening behind a 前加签 signer, which keeps
+    the clock the task had (so it does not restart the count)."""
+    opened_at, opened, extra, stopped, paused_at = created_at, False, 0, 0, None
+    for e in events:
+        details = e.details or {}
+        if e.task_id == task_id:
+            opened = True
+        elif not opened and task_id in details.get("opened", ()):
+            opened_at, opened = e.created_at, True  # it waited in line until this event
+        if e.action == "grant_extension" and e.task_id == task_id:
+            extra += int(details.get("days", 0))
+        if (e.action == "supplement" and task_id in details.get("paused", ())) or \
+                (e.action == "pause" and e.task_id == task_id):
+            paused_at = e.created_at
+        elif paused_at is not None and ((e.action == "resume" and e.task_id == task_id)
+                                        or task_id in details.get("resumed", ())):
+            stopped += max(calendar.working_days_between(paused_at, e.created_at), 0)
+            paused_at = None
+    return History(opened_at, extra, stopped, paused_at)
+
+
 def replay(calendar: WorkingCalendar, task: Task, events: list) -> tuple[Deadline, int] | None:
     """The due date of `task` under `calendar` from its history, and the working days counted."""
     if task.deadline_days is None:
         return None
-    opened_at, opened, extra, stopped, paused_at = task.created_at, False, 0, 0, None
-    for e in events:
-        details = e.details or {}
-        if not opened and task.id in details.get("opened", ()):
-            opened_at, opened = e.created_at, True  # it waited in line until this event
-        if e.action == "grant_extension" and e.task_id == task.id:
-            extra += int(details.get("days", 0))
-        if (e.action == "supplement" and task.id in details.get("paused", ())) or \
-                (e.action == "pause" and e.task_id == task.id):
-            paused_at = e.created_at
-        elif paused_at is not None and ((e.action == "resume" and e.task_id == task.id)
-                                        or task.id in details.get("resumed", ())):
-            stopped += max(calendar.working_days_between(paused_at, e.created_at), 0)
-            paused_at = None
-    total = task.deadline_days + extra + stopped
-    return calendar.add_working_days(opened_at, total), total
+    h = history(calendar, task.id, task.created_at, events)
+    total = task.deadline_days + h.extension_days + h.stopped_days
+    return calendar.add_working_days(h.opened_at, total), total
 
 
 def recompute_instance(session: Session, workflow: Workflow, instance_id: int, now: datetime,

@@ -4,8 +4,11 @@ N working days (yellow card), and the average working days a step takes; plus th
 
 Counted: tasks with a time limit (`due_at` set), not the submitter's own (resubmissions, 补正),
 that are open now or were finished in the period. Working days follow the service's calendar;
-"days taken" is counted from when the task was created to when it was finished. A paused task
-(补正, expert review) is neither overdue nor on a yellow card while its clock is stopped.
+"days taken" is counted from when the task's clock started (its creation, or its turn in line)
+to when it was finished, without the working days its clock stood still (补正, expert review),
+read from the trail like a recomputed due date (`deadlines.history`). Deemed consent (逾期视为同意,
+a system decision at or after the due date) is never "within the limit": it counts as late, and
+apart as `deemed`. A paused task is neither overdue nor on a yellow card while its clock is stopped.
 Who may see it: `may_view` (the coordinating body's members, department heads, compliance
 reviewers, the audit administrator).
 """
@@ -21,8 +24,10 @@ from sqlalchemy.orm import Session
 
 from ..engine.calendar import WorkingCalendar
 from ..engine.clock import EPSILON
+from ..engine.clock_actions import DEEMED_CONSENT_OPINION
 from ..engine.organisation import Organisation
-from ..models import ProcessDefinition, ProcessInstance, Task, User
+from ..models import ProcessDefinition, ProcessInstance, Task, TrailEvent, User
+from .deadlines import history
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 VIEW_ROLES = frozenset({"head", "compliance"})
@@ -45,6 +50,7 @@ class Figures:
     due_soon: int = 0     # yellow: open, due within N working days
     running: int = 0      # open, on track (paused ones included)
     paused: int = 0
+    deemed: int = 0       # finished by 逾期视为同意 (counted late too)
     days_total: int = 0
 
     @property
@@ -118,7 +124,8 @@ def build(session: Session, *, calendar: WorkingCalendar, org: Organisation, spe
     """`specs(definition_id)` gives the spec of a stored definition (for step titles)."""
     start, end = _local_start(date_from), _local_start(date_to + timedelta(days=1))
     q = (select(Task.id, Task.step, Task.department, Task.status, Task.due_at, Task.due_provisional,
-                Task.paused_at, Task.created_at, Task.completed_at, Task.assignee_id,
+                Task.paused_at, Task.created_at, Task.completed_at, Task.assignee_id, Task.decision,
+                Task.acted_by_id, Task.opinion,
                 ProcessInstance.id.label("instance_id"), ProcessInstance.title, ProcessInstance.process_key,
                 ProcessInstance.definition_id)
          .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
@@ -138,6 +145,7 @@ def build(session: Session, *, calendar: WorkingCalendar, org: Organisation, spe
         d = org.departments.get(code)
         return d.name.zh if d else code
 
+    trails = _trails(session, {r.instance_id for r in rows if r.status == "done"})
     report = Report(date_from, date_to, yellow_days, now, Figures("", "合计"))
     by_dept: dict[str, Figures] = {}
     by_process: dict[str, Figures] = {}
@@ -151,11 +159,13 @@ def build(session: Session, *, calendar: WorkingCalendar, org: Organisation, spe
                   by_dept.setdefault(r.department, Figures(r.department, dept_label(r.department))),
                   by_process.setdefault(r.process_key, Figures(r.process_key, process_title)))
         if r.status == "done":
-            on_time = r.completed_at <= r.due_at
-            taken = max(calendar.working_days_between(r.created_at, r.completed_at), 0)
+            deemed = r.acted_by_id is None and r.decision == "approve" and r.opinion == DEEMED_CONSENT_OPINION
+            on_time = r.completed_at <= r.due_at and not deemed
+            taken = days_taken(calendar, r, trails.get(r.instance_id, []))
             for g in groups:
                 g.on_time += on_time
                 g.late += not on_time
+                g.deemed += deemed
                 g.days_total += taken
             s = by_step.setdefault((r.process_key, r.step),
                                    StepFigure(r.process_key, process_title, r.step, step_title))
@@ -188,6 +198,28 @@ def build(session: Session, *, calendar: WorkingCalendar, org: Organisation, spe
     return report
 
 
+def _trails(session: Session, instance_ids: set[int]) -> dict[int, list]:
+    """The trail events of these instances (what `deadlines.history` reads), in order."""
+    out: dict[int, list] = {}
+    ids = sorted(instance_ids)
+    for i in range(0, len(ids), 500):
+        for e in session.execute(select(TrailEvent.instance_id, TrailEvent.action, TrailEvent.task_id,
+                                        TrailEvent.details, TrailEvent.created_at)
+                                 .where(TrailEvent.instance_id.in_(ids[i:i + 500]))
+                                 .order_by(TrailEvent.instance_id, TrailEvent.seq)):
+            out.setdefault(e.instance_id, []).append(e)
+    return out
+
+
+def days_taken(calendar: WorkingCalendar, task, events: list) -> int:
+    """Working days from the task's clock starting to its end, less the days it stood still."""
+    h = history(calendar, task.id, task.created_at, events)
+    stopped = h.stopped_days
+    if h.paused_at is not None and h.paused_at < task.completed_at:  # decided while stopped
+        stopped += max(calendar.working_days_between(h.paused_at, task.completed_at), 0)
+    return max(calendar.working_days_between(h.opened_at, task.completed_at) - stopped, 0)
+
+
 def charts(report: Report) -> dict:
     """Chart data for the page (ECharts options are built by static/js/sla.js from this)."""
     depts = report.departments
@@ -207,7 +239,8 @@ def charts(report: Report) -> dict:
 
 
 # ---------------------------------------------------------------- XLSX
-_FIGURE_COLUMNS = (("按期办结", "on_time"), ("逾期办结", "late"), ("已逾期（红牌）", "overdue"),
+_FIGURE_COLUMNS = (("按期办结", "on_time"), ("逾期办结", "late"), ("其中逾期视为同意", "deemed"),
+                   ("已逾期（红牌）", "overdue"),
                    ("即将到期（黄牌）", "due_soon"), ("办理中", "running"), ("其中暂停计时", "paused"))
 
 
