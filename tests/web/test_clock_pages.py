@@ -124,3 +124,68 @@ def test_extension_requested_on_the_page_and_granted_by_the_head_only(app, peopl
     # the timeline names the clock's events in words, not codes
     page = text(as_user(app, "submitter").get(f"/instances/{iid}"))
     assert "申请延期" in page and "批准延期" in page and "request_extension" not in page
+
+
+# ------------------------------------------------------------------ what the pages show
+def inbox_row(client, title: str, tab: str = "my") -> str:
+    html = text(client.get(f"/?tab={tab}"))
+    return html.split(title)[1].split("</li>")[0]
+
+
+def test_due_soon_is_counted_in_working_days(app, people, clock):
+    """Friday 09:00, due at the end of Monday: 63 hours away (more than two calendar days), but
+    only one working day is left — due soon."""
+    iid, tid = claimed(app, people, clock)
+    clock.now = datetime(2026, 3, 6, 1, 0, tzinfo=timezone.utc)  # Friday 6 March, 09:00 Beijing
+    from sqlalchemy import update
+    with app.extensions["parkflow"].db.write() as s:
+        s.execute(update(Task).where(Task.id == tid).values(
+            due_at=datetime(2026, 3, 9, 16, 0, tzinfo=timezone.utc)))  # end of Monday 9 March, Beijing
+    client = as_user(app, "promo1")
+    row = inbox_row(client, "新材料中试基地")
+    assert 'data-due="soon"' in row and "剩 1 个工作日" in row
+    page = text(client.get(f"/instances/{iid}"))
+    assert 'data-due="soon"' in page and 'data-working-days="1"' in page
+
+
+def test_working_days_left_on_the_inbox_and_the_page(app, people, clock):
+    iid, tid = claimed(app, people, clock)  # Monday 2 March 09:00, 5 working days: due end of Mon 9 March
+    client = as_user(app, "promo1")
+    row = inbox_row(client, "新材料中试基地")
+    assert 'data-due="ok"' in row and "剩 5 个工作日" in row and "2026年3月9日" in row
+    clock.now = datetime(2026, 3, 11, 1, 0, tzinfo=timezone.utc)  # Wednesday 11 March
+    client = as_user(app, "promo1")
+    assert "已逾期 2 个工作日" in inbox_row(client, "新材料中试基地")
+    assert "已逾期 2 个工作日" in text(client.get(f"/instances/{iid}"))
+
+
+def test_a_stopped_clock_shows_since_when_and_why(app, people, clock):
+    iid, tid = claimed(app, people, clock)
+    act(app, people, "promo1", iid, Request("pause", tid, opinion="组织专家评审"))
+    clock.now = datetime(2026, 3, 4, 1, 0, tzinfo=timezone.utc)
+    client = as_user(app, "promo1")
+    row = inbox_row(client, "新材料中试基地")
+    assert 'data-due="paused"' in row and "计时暂停" in row and "2026年3月2日" in row
+    page = text(client.get(f"/instances/{iid}"))
+    assert "计时暂停" in page and "组织专家评审" in page and "暂停时剩 5 个工作日" in page
+
+
+def test_the_timeline_names_clock_events_in_both_languages(app, people, clock):
+    iid, tid = claimed(app, people, clock)
+    act(app, people, "promo1", iid, Request("pause", tid, opinion="专家评审"))
+    act(app, people, "promo1", iid, Request("resume", tid))
+    act(app, people, "promo1", iid, Request("request_extension", tid, opinion="复杂", days=3))
+    client = as_user(app, "submitter")
+    page = text(client.get(f"/instances/{iid}"))
+    for label in ("暂停计时", "恢复计时", "申请延期", "申请延期 3 个工作日"):
+        assert label in page
+    client.post("/locale/en")
+    page = text(client.get(f"/instances/{iid}"))
+    for label in ("Clock stopped", "Clock restarted", "Extension requested", "3 more working days asked for"):
+        assert label in page
+    assert ">pause<" not in page and ">request_extension<" not in page
+
+
+def test_the_header_links_the_sla_page_for_those_who_may_see_it(app, people):
+    assert 'href="/sla/"' in text(as_user(app, "sasac").get("/"))   # a department head
+    assert 'href="/sla/"' not in text(as_user(app, "promo1").get("/"))  # a reviewer

@@ -63,7 +63,7 @@ def test_overdue_due_soon_and_provisional_are_flagged(app, people, clock):
     html = tab(as_user(app, "promo1"), "queue")
     rows = {t: html.split(t)[1].split("</li>")[0] for t in ("逾期项目", "临期项目", "宽裕项目")}
     assert "due-overdue" in rows["逾期项目"] and "已逾期" in rows["逾期项目"]
-    assert "due-soon" in rows["临期项目"] and "即将到期" in rows["临期项目"] and "临时" in rows["临期项目"]
+    assert "due-soon" in rows["临期项目"] and "即将到期" in rows["临期项目"] and "暂定" in rows["临期项目"]
     assert "due-ok" in rows["宽裕项目"] and "已逾期" not in rows["宽裕项目"]
     due = (now + timedelta(days=9)).astimezone(ZoneInfo("Asia/Shanghai")).date()
     assert f"截止 {due.year}年{due.month}月{due.day}日" in rows["宽裕项目"]

@@ -21,7 +21,7 @@ from .current import me
 from .instances import capacity
 from .messages import action_message
 from .pages import tr
-from .timeline import due_state
+from .timeline import Due, due_view
 
 bp = Blueprint("inbox", __name__)
 
@@ -46,7 +46,7 @@ class Row:
     item: queries.InboxRow
     process_title: str
     step_title: str
-    due: str | None = None          # "overdue" | "soon" | "ok" (None: no deadline)
+    due: Due | None = None          # the due date in working days (None: no deadline)
     bulk: bool = False
     delegated_to_me: bool = False
     returned: bool = False          # an application 退回 to its submitter
@@ -73,7 +73,8 @@ def _rows(s, items: list[queries.InboxRow], tab: str, user_id: int, now: datetim
     definitions = dict(s.execute(select(ProcessInstance.id, ProcessInstance.definition_id).where(
         ProcessInstance.id.in_({i.instance_id for i in items}))).all()) if items else {}
     task_ids = [i.task_id for i in items if i.task_id]
-    tasks = {t.id: t for t in s.execute(select(Task.id, Task.origin, Task.delegate_id)
+    tasks = {t.id: t for t in s.execute(select(Task.id, Task.origin, Task.delegate_id, Task.due_at,
+                                               Task.due_provisional, Task.paused_at)
                                         .where(Task.id.in_(task_ids)))} if task_ids else {}
     rows = []
     for item in items:
@@ -82,7 +83,7 @@ def _rows(s, items: list[queries.InboxRow], tab: str, user_id: int, now: datetim
         task = tasks.get(item.task_id)
         row = Row(item, labels.text(spec.title), labels.text(step.title) if step else item.step)
         if tab in ("my", "queue"):
-            row.due = due_state(item.due_at, now)
+            row.due = due_view(task, now) if task is not None else None
             row.delegated_to_me = bool(task and task.delegate_id == user_id)
             row.returned = bool(task and task.origin == "start")
             row.bulk = (tab == "my" and step is not None and step.bulk_approve

@@ -37,6 +37,14 @@ def register(app: Flask) -> None:
                 Notification.user_id == user.id, Notification.read_at.is_(None)))
         return {"unread_notifications": count or 0}
 
+    @app.context_processor
+    def sla_link() -> dict:
+        """`sla_console`: the header links /sla (时限监督) for those who may see it."""
+        from ..services.sla_report import may_view
+        user = current_user if current_user and current_user.is_authenticated else None
+        return {"sla_console": bool(user) and may_view(user.memberships, user.admin_role,
+                                                        services().store.organisation)}
+
     def days_left(task, now=None):
         svc = services()
         return svc.workflow.days_left(task, now or svc.clock())
@@ -64,10 +72,8 @@ def index():
         rows = list(s.scalars(q.order_by(Notification.id.desc()).limit(PAGE + 1)))
     more = len(rows) > PAGE
     rows = rows[:PAGE]
-    from ..services.sla_report import may_view
     return render_template("notifications/index.html", rows=rows, unread_only=unread_only,
-                           next_before=rows[-1].id if more else None,
-                           sla_console=may_view(user.memberships, user.admin_role, services().store.organisation))
+                           next_before=rows[-1].id if more else None)
 
 
 def _mine(s, notification_id: int, user_id: int) -> Notification:

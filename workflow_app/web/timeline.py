@@ -20,16 +20,48 @@ POSITIONS = {"before": ("前加签", "before"), "after": ("后加签", "after"),
 TONE = {"start": "ok", "submit": "ok", "approve": "ok", "resolve": "ok", "reject": "bad",
         "return": "warn", "withdraw": "warn", "void": "bad", "urge": "warn", "timeout": "bad"}
 _PEOPLE_KEYS = ("to", "from", "user", "owner")
-DUE_SOON = timedelta(days=2)
+DUE_SOON_WORKING_DAYS = 1  # "due soon": due today or on the next working day
+PAUSING = ("supplement", "pause")
 
 
-def due_state(due_at: datetime | None, now: datetime) -> str | None:
-    """overdue (past due), soon (due within two days), ok — or None without a deadline."""
-    if due_at is None:
+@dataclass(frozen=True)
+class Due:
+    """What a page shows beside a task's due date (the `due_badge` macro)."""
+
+    state: str                    # overdue | soon | ok | paused
+    due_at: datetime
+    provisional: bool             # 暂定: the year's holiday schedule is not loaded
+    working_days: int             # working days left after today; negative: overdue by
+    paused_at: datetime | None = None
+    reason: str = ""              # why the clock stopped (补正 list, expert review ...)
+
+
+def due_view(task, now: datetime, reason: str = "") -> Due | None:
+    """The due date of a task row (anything with due_at, due_provisional, paused_at), counted in
+    working days with the service's calendar; None without one."""
+    from ..container import services
+    left = services().workflow.days_left(task, now) if task.due_at is not None else None
+    if left is None:
         return None
-    if due_at < now:
-        return "overdue"
-    return "soon" if due_at < now + DUE_SOON else "ok"
+    if left.paused:
+        state = "paused"
+    elif left.overdue:
+        state = "overdue"
+    else:
+        state = "soon" if left.working_days <= DUE_SOON_WORKING_DAYS else "ok"
+    return Due(state, task.due_at, left.provisional, left.working_days, task.paused_at, reason)
+
+
+def pause_reasons(events) -> dict[int, str]:
+    """Task id -> the opinion of the event that stopped its clock last (补正 or pause)."""
+    out: dict[int, str] = {}
+    for e in events:
+        if e.action == "pause" and e.task_id is not None:
+            out[e.task_id] = e.opinion or ""
+        elif e.action == "supplement":
+            for tid in (e.details or {}).get("paused", ()):
+                out[tid] = e.opinion or ""
+    return out
 
 
 @dataclass
@@ -52,9 +84,7 @@ class Waiting:
     role: str
     status: str                   # open | waiting
     delegate: str | None
-    due_at: datetime | None
-    due: str | None               # overdue | soon | ok
-    provisional: bool
+    due: Due | None               # None: no time limit (or not open yet)
     resubmit: bool = False        # 退回 to the submitter: waiting for the resubmission
 
 
@@ -94,6 +124,7 @@ def build_timeline(s: Session, view: InstanceView) -> list[Entry]:
             notes.append(f"{names[d['user']]}" + (f"（{where}）" if where else ""))
         elif e.action == "cc":
             notes.append(pick(("抄送：", "to: ")) + "、".join(names.get(u, str(u)) for u in d.get("users", [])))
+        notes.extend(clock_notes(e.action, d))
         if d.get("edited"):
             notes.append(pick(("修改了：", "changed: ")) + "、".join(field_labels.get(n, n) for n in d["edited"]))
         if d.get("outcome"):
@@ -107,8 +138,44 @@ def build_timeline(s: Session, view: InstanceView) -> list[Entry]:
     return out
 
 
+NOTIFY = {"assignee": ("经办人", "the assignee"), "coordinator": ("牵头协调部门", "the coordinating body")}
+
+
+def clock_notes(action: str, d: dict) -> list[str]:
+    """The clock's trail details in words (the action itself is named by labels.ACTION)."""
+    pick = labels.pick
+    if action == "supplement":
+        return [pick(("本环节计时暂停，待发起人补正后恢复", "the step's clock stops until the submitter answers"))]
+    if action == "submit" and d.get("supplement"):
+        return [pick((f"补正已提交，计时恢复，截止日期顺延 {d.get('days', 0)} 个工作日",
+                      f"supplements sent; the clock runs again, due date moved by {d.get('days', 0)} working days"))]
+    if action == "resume":
+        return [pick((f"截止日期顺延 {d.get('days', 0)} 个工作日", f"due date moved by {d.get('days', 0)} working days"))]
+    if action == "request_extension":
+        return [pick((f"申请延期 {d.get('days')} 个工作日", f"{d.get('days')} more working days asked for"))]
+    if action in ("grant_extension", "deadline_recomputed") and d.get("to"):
+        to = labels.format_date(datetime.fromisoformat(d["to"]) - timedelta(microseconds=1))
+        extra = pick((f"延期 {d['days']} 个工作日，", f"{d['days']} working days more, ")) if d.get("days") else ""
+        provisional = pick(("（暂定）", " (provisional)")) if d.get("provisional") else ""
+        return [extra + pick(("截止日期改为 ", "now due ")) + to + provisional]
+    if action in ("remind", "escalate"):
+        target = d.get("notify") or ""
+        if target in NOTIFY:
+            whom = pick(NOTIFY[target])
+        elif target.endswith("/head"):
+            whom = pick(("部门负责人", "the department head"))
+        else:
+            whom = target
+        when = pick(("已逾期", "overdue")) if d.get("overdue") else pick(("即将到期", "due soon"))
+        return [f"{when} · {pick(('通知', 'told'))} {whom}"]
+    if action == "deemed_consent":
+        return [pick(("在规定时限内未答复，系统记为同意", "no answer within the time limit: recorded as consent"))]
+    return []
+
+
 def waiting_on(view: InstanceView, now: datetime) -> list[Waiting]:
     spec = view.spec
+    reasons = pause_reasons(view.events)
     out = []
     for t in view.open_tasks:
         step = spec.steps.get(t.step)
@@ -118,8 +185,8 @@ def waiting_on(view: InstanceView, now: datetime) -> list[Waiting]:
             assignee=view.users.get(t.assignee_id) if t.assignee_id else None,
             department=t.department, role=t.role, status=t.status,
             delegate=view.users.get(t.delegate_id) if t.delegate_id else None,
-            due_at=t.due_at, due=due_state(t.due_at, now) if t.status == "open" else None,
-            provisional=t.due_provisional, resubmit=t.origin == "start"))
+            due=due_view(t, now, reasons.get(t.id, "") if t.paused_at else "") if t.status == "open" else None,
+            resubmit=t.origin == "start"))
     return out
 
 
