@@ -102,3 +102,16 @@ def test_openapi_documents_days_and_paused_at(client):
     assert "grant_extension" in action_in["properties"]["action"]["description"]
     task_out = next(v for k, v in schemas.items() if k.startswith("TaskOut"))
     assert "paused_at" in task_out["properties"]
+
+
+def test_the_coordinating_head_urges_through_the_api_once_per_interval(app, client, tokens, clock):
+    svc = app.extensions["parkflow"]
+    with svc.db.write() as s:
+        uid = create_people(s, {"econ_head": [("econ_it", "head")]})["econ_head"]
+        token = create_token(s, uid, "head script", 30, now=clock())
+    iid = start(client, tokens["submitter"]).get_json()["result"]["instance_id"]
+    r = act(client, token, iid, action="urge", opinion="请尽快")
+    assert r.status_code == 200 and r.get_json()["instance"]["trail"][-1]["action"] == "urge"
+    again = act(client, token, iid, action="urge")
+    assert again.status_code == 422 and "again" in again.get_json()["details"]
+    assert act(client, tokens["econ"], iid, action="urge").status_code == 404  # a reviewer: not theirs

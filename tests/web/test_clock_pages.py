@@ -189,3 +189,65 @@ def test_the_timeline_names_clock_events_in_both_languages(app, people, clock):
 def test_the_header_links_the_sla_page_for_those_who_may_see_it(app, people):
     assert 'href="/sla/"' in text(as_user(app, "sasac").get("/"))   # a department head
     assert 'href="/sla/"' not in text(as_user(app, "promo1").get("/"))  # a reviewer
+
+
+# ------------------------------------------------------------------ 催办
+@pytest.fixture
+def hourly_urges(db, web_defs, clock, people):
+    """The app with URGE_INTERVAL_HOURS = 2 (the configuration, not a patched service)."""
+    from config import TestConfig
+    from workflow_app import create_app
+
+    class Config(TestConfig):
+        DATABASE_URL = db.url
+        PROCESS_DEFS = str(web_defs)
+        WTF_CSRF_ENABLED = False
+        RATELIMIT_ENABLED = False
+        URGE_INTERVAL_HOURS = 2
+
+    app = create_app(Config)
+    svc = app.extensions["parkflow"]
+    svc.clock = svc.workflow.clock = clock
+    yield app
+    svc.db.dispose()
+
+
+def urges(app, iid: int) -> list[int]:
+    with app.extensions["parkflow"].db.read() as s:
+        return list(s.scalars(select(TrailEvent.actor_id).where(TrailEvent.instance_id == iid,
+                                                               TrailEvent.action == "urge")))
+
+
+def test_the_coordinating_body_may_urge_from_the_page_rate_limited(hourly_urges, people, clock):
+    """The head of 区经信局 (the coordinating body) and the submitter may 催办; a reviewer may not;
+    each task at most once per URGE_INTERVAL_HOURS."""
+    app = hourly_urges
+    with app.extensions["parkflow"].db.write() as s:
+        people = {**people, **create_people(s, {"econ_head": [("econ_it", "head")]})}
+    clock.now = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+    iid = start(app, people)  # waits on 投促中心: 区经信局 has no task on it
+    coordinator = as_user(app, "econ_head")
+    page = text(coordinator.get(f"/instances/{iid}"))
+    assert 'value="urge"' in page
+    assert post(coordinator, iid, action="urge", opinion="请尽快办理").status_code == 302
+    assert urges(app, iid) == [people["econ_head"]]
+    # again within two hours: refused, with when it becomes possible
+    clock.now = datetime(2026, 3, 2, 2, 30, tzinfo=timezone.utc)
+    coordinator = as_user(app, "econ_head")
+    post(coordinator, iid, action="urge")
+    assert urges(app, iid) == [people["econ_head"]]
+    assert "2026-03-02 11:00" in text(coordinator.get(f"/instances/{iid}"))  # flashed: again after 11:00 Beijing
+    clock.now = datetime(2026, 3, 2, 3, 1, tzinfo=timezone.utc)  # two hours later
+    assert post(as_user(app, "submitter"), iid, action="urge").status_code == 302
+    assert urges(app, iid) == [people["econ_head"], people["submitter"]]
+    # a reviewer who may see it (the queue's) gets no button and is refused when posting
+    reviewer = as_user(app, "promo2")
+    assert 'value="urge"' not in text(reviewer.get(f"/instances/{iid}"))
+    clock.now = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
+    post(as_user(app, "promo2"), iid, action="urge")
+    assert len(urges(app, iid)) == 2
+    # a reviewer of the coordinating body or of another department cannot see it at all
+    for stranger in ("econ", "plan1"):
+        assert as_user(app, stranger).get(f"/instances/{iid}").status_code == 404
+        post(as_user(app, stranger), iid, action="urge")
+    assert len(urges(app, iid)) == 2

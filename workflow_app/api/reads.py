@@ -8,6 +8,7 @@ from dataclasses import asdict
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from ..container import services
 from ..database import core_connection
 from ..engine.errors import NotFound
 from ..models import ProcessDefinition, ProcessInstance, Task, TrailEvent, User
@@ -40,7 +41,8 @@ def visible_to_user(session: Session, user_id: int, instance_id: int) -> Process
 
 def _visible(session, instance_id, user_id, memberships, admin_role) -> ProcessInstance:
     instance = session.get(ProcessInstance, instance_id)
-    if instance is None or not can_view(session, user_id, memberships, admin_role, instance):
+    coordinators = frozenset(services().store.organisation.coordinators())
+    if instance is None or not can_view(session, user_id, memberships, admin_role, instance, coordinators):
         raise NotFound("no such application")
     return instance
 

@@ -128,12 +128,16 @@ class InstanceView:
 
 
 def can_view(session: Session, user_id: int, memberships, admin_role: str | None,
-             instance: ProcessInstance) -> bool:
+             instance: ProcessInstance, coordinators=()) -> bool:
     """Submitter, anyone who holds or held a task on it (or could claim one), the heads of a
-    department with a task on it (they are escalated to and grant its 延期), CC'd people,
+    department with a task on it (they are escalated to and grant its 延期), the heads of the
+    coordinating body (`coordinators`: the departments marked `coordinator: true`; the ladder's
+    `coordinator` rung escalates any application to them, and they may 催办 it), CC'd people,
     compliance reviewers and the audit administrator. Everyone else gets 404 (not 403), so ids
     cannot be probed."""
     if instance.submitter_id == user_id or admin_role in OVERSIGHT_ADMINS:
+        return True
+    if coordinators and any(d in coordinators and role == "head" for d, role in memberships):
         return True
     if any(role in OVERSIGHT_ROLES for _d, role in memberships):
         return True
@@ -152,7 +156,8 @@ def can_view(session: Session, user_id: int, memberships, admin_role: str | None
 def instance_view(session: Session, store: DefinitionStore, instance_id: int, *, user_id: int,
                   memberships, admin_role: str | None) -> InstanceView:
     instance = session.get(ProcessInstance, instance_id)
-    if instance is None or not can_view(session, user_id, memberships, admin_role, instance):
+    if instance is None or not can_view(session, user_id, memberships, admin_role, instance,
+                                        frozenset(store.organisation.coordinators())):
         raise NotFound("no such application")
     spec = store.spec(session, instance.definition_id)
     tasks = list(session.scalars(select(Task).where(Task.instance_id == instance_id)

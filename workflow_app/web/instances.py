@@ -16,7 +16,7 @@ from wtforms.validators import Length, NumberRange, Optional
 from ..container import services
 from ..engine.clock_actions import MAX_EXTENSION_DAYS
 from ..engine.diagram import mermaid
-from ..engine.errors import ActionError, Conflict, Forbidden, InvalidAction, NotFound
+from ..engine.errors import ActionError, Conflict, InvalidAction, NotFound
 from ..engine.runtime import MAX_OPINION, Request
 from ..models import ProcessInstance, Task
 from ..services import queries
@@ -138,7 +138,9 @@ def act(iid: int):
     action = form.action.data or ""
     with svc.db.read() as s:
         instance = s.get(ProcessInstance, iid)
-        if instance is None or not queries.can_view(s, user.id, user.memberships, user.admin_role, instance):
+        coordinators = frozenset(svc.store.organisation.coordinators())
+        if instance is None or not queries.can_view(s, user.id, user.memberships, user.admin_role, instance,
+                                                    coordinators):
             abort(404)
         spec = svc.store.spec(s, instance.definition_id)
         if action not in TASK_ACTIONS + INSTANCE_ACTIONS and action not in spec.custom_triggers():
@@ -148,9 +150,6 @@ def act(iid: int):
             task = _task_of(s, iid, form.task_id.data)
         except ActionError as err:
             raise translated(err) from err
-        submitter_id = instance.submitter_id
-    if action == "urge" and user.id != submitter_id:
-        raise translated(Forbidden("only the submitter can urge"))
     data = None
     if task is not None and (action in ("approve", "reject", "submit") or action in spec.custom_triggers()):
         names = field_forms.editable_at(spec, task.step, resubmit=task.origin == "start")
@@ -178,7 +177,7 @@ def act(iid: int):
     flash(labels.pick(DONE_MESSAGES.get(action) or (labels.action_label(action, spec),) * 2), "success")
     with svc.db.read() as s:
         still_visible = queries.can_view(s, user.id, user.memberships, user.admin_role,
-                                         s.get(ProcessInstance, iid))
+                                         s.get(ProcessInstance, iid), coordinators)
     # after 转办 the former holder may no longer see the application: back to the inbox then
     return redirect(url_for(".detail", iid=iid) if still_visible else url_for("inbox.index"))
 

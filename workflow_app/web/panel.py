@@ -180,8 +180,10 @@ def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisatio
     step = spec.steps.get(inst.current_step)
     panel.withdraw = (is_submitter and spec.rules.withdraw and not acted
                       and step is not None and step.type is not StepType.subprocess)
-    panel.urge = is_submitter and any(t.status is TaskStatus.open and t.origin is not Origin.start
-                                      for t in state.tasks)
+    # 催办: the submitter or a member of the coordinating body (the engine's rule, `_do_urge`)
+    coordinator = any(d in set(org.coordinators()) for d, _r in user.memberships)
+    panel.urge = (is_submitter or coordinator) and any(
+        t.status is TaskStatus.open and t.origin is not Origin.start for t in state.tasks)
     panel.comment = panel.cc = True
     if is_submitter and not panel.decide:
         panel.note = labels.pick(("您是发起人，不能审批自己的申请", "You started this application and cannot approve it"))
