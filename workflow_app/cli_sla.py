@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import threading
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import click
@@ -124,42 +124,27 @@ def calendar_load(file: Path, by: str) -> None:
 @click.argument("year", type=click.IntRange(1900, 2200))
 def calendar_show(year: int) -> None:
     """Where YEAR's schedule comes from, its holidays (weekdays off) and 调休 make-up days."""
-    from .services.calendars import stored_year
+    from .services.calendars import MISSING_NOTE, describe_year, stored_year
 
     svc = services()
     with svc.db.read() as s:
         calendar = svc.workflow.working_calendar(s, force=True) or svc.calendar
-        row = stored_year(s, year)
-    if row is not None:
-        origin = f"database (loaded {row.loaded_at:%Y-%m-%d %H:%M} UTC by {row.loaded_by}, sha256 {row.hash[:12]})"
-    elif (Path(current_app.config["CALENDARS"]) / f"cn_{year}.yaml").exists():
-        origin = f"file cn_{year}.yaml"
-    elif calendar.knows_year(year):
-        origin = "chinesecalendar package"
-    else:
-        origin = "NOT LOADED: weekends only, every due date reaching this year is provisional (暂定)"
-    day, end = date(year, 1, 1), date(year, 12, 31)
-    holidays, makeup, working = [], [], 0
-    while day <= end:
-        works, _provisional = calendar.is_working_day_provisional(day)
-        working += works
-        if not works and day.weekday() < 5:
-            holidays.append(day)
-        if works and day.weekday() >= 5:
-            makeup.append(day)
-        day += timedelta(days=1)
+        view = describe_year(calendar, year, stored_year(s, year), Path(current_app.config["CALENDARS"]))
+    row = view.row
+    origin = {
+        "database": f"database (loaded {row.loaded_at:%Y-%m-%d %H:%M} UTC by {row.loaded_by}, "
+                    f"sha256 {row.hash[:12]})" if row is not None else "",
+        "file": f"file cn_{year}.yaml", "package": "chinesecalendar package",
+        "missing": "NOT LOADED: weekends only, every due date reaching this year is provisional (暂定)",
+    }[view.origin]
     click.echo(f"{year}: {origin}")
-    click.echo(f"working days: {working}")
-    click.echo("holidays (weekdays off): " + (_ranges(holidays) or "none"))
-    click.echo("make-up working days (调休): " + (", ".join(d.isoformat() for d in makeup) or "none"))
+    if view.missing:
+        click.echo(MISSING_NOTE)
+    click.echo(f"working days: {view.working_days}")
+    click.echo("holidays (weekdays off): " + (_ranges(view.holidays) or "none"))
+    click.echo("make-up working days (调休): " + (", ".join(d.isoformat() for d in view.makeup) or "none"))
 
 
 def _ranges(days: list[date]) -> str:
-    out: list[list[date]] = []
-    for d in days:
-        if out and (d - out[-1][-1]).days <= 3:  # a weekend inside a holiday keeps it one range
-            out[-1].append(d)
-        else:
-            out.append([d])
-    return ", ".join(r[0].isoformat() if len(r) == 1 else f"{r[0].isoformat()}..{r[-1].isoformat()}"
-                     for r in out)
+    from .services.calendars import date_ranges
+    return ", ".join(a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in date_ranges(days))

@@ -17,8 +17,9 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -101,3 +102,63 @@ def load_year(session: Session, text: str, *, now: datetime, by: str, source_nam
 
 def stored_year(session: Session, year: int) -> CalendarYear | None:
     return session.get(CalendarYear, year)
+
+
+# ---------------------------------------------------------------- what a year looks like
+MISSING_NOTE = ("not loaded: only weekends are off; every due date reaching this year is "
+                "provisional (暂定) and is recomputed, with a deadline_recomputed trail event, "
+                "once the year's schedule is loaded")
+
+
+@dataclass
+class YearView:
+    """Where one year's working days come from, and what they are (CLI `calendar show`, the
+    administrator's calendar page)."""
+
+    year: int
+    origin: str                      # database | file | package | missing
+    row: CalendarYear | None = None  # the stored schedule (origin "database")
+    working_days: int = 0
+    holidays: list[date] = field(default_factory=list)   # weekdays off
+    makeup: list[date] = field(default_factory=list)     # 调休: weekend days that are working days
+
+    @property
+    def missing(self) -> bool:
+        return self.origin == "missing"
+
+
+def describe_year(calendar: WorkingCalendar, year: int, row: CalendarYear | None, files: Path | None) -> YearView:
+    if row is not None:
+        origin = "database"
+    elif files is not None and (files / f"cn_{year}.yaml").exists():
+        origin = "file"
+    elif calendar.knows_year(year):
+        origin = "package"
+    else:
+        origin = "missing"
+    view = YearView(year, origin, row)
+    day, end = date(year, 1, 1), date(year, 12, 31)
+    while day <= end:
+        works, _provisional = calendar.is_working_day_provisional(day)
+        view.working_days += works
+        if not works and day.weekday() < 5:
+            view.holidays.append(day)
+        if works and day.weekday() >= 5:
+            view.makeup.append(day)
+        day += timedelta(days=1)
+    return view
+
+
+def stored_years(session: Session) -> list[CalendarYear]:
+    return list(session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
+
+
+def date_ranges(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days (a weekend inside a holiday keeps it one range) as (first, last)."""
+    out: list[list[date]] = []
+    for d in days:
+        if out and (d - out[-1][-1]).days <= 3:
+            out[-1].append(d)
+        else:
+            out.append([d])
+    return [(r[0], r[-1]) for r in out]
