@@ -40,8 +40,14 @@ class Config:
     LOG_RETENTION_DAYS = max(185, int(os.environ.get("LOG_RETENTION_DAYS", "185")))
     # Notification e-mail, sent by the SLA sweeper (`flask sla sweep` / `worker`); unset: no e-mail.
     SMTP_HOST = os.environ.get("SMTP_HOST")
-    SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+    SMTP_PORT = int(os.environ["SMTP_PORT"]) if os.environ.get("SMTP_PORT") else None  # default by SMTP_SECURITY: 25 / 587 / 465
     SMTP_FROM = os.environ.get("SMTP_FROM", "parkflow@localhost")
+    SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "none")  # none | starttls | ssl
+    SMTP_USER = os.environ.get("SMTP_USER")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD")
+    SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE")  # a private CA for the mail gateway's certificate
+    SMTP_TIMEOUT = float(os.environ.get("SMTP_TIMEOUT", "10"))
+    PUBLIC_URL = os.environ.get("PUBLIC_URL")  # e.g. https://parkflow.zhenhai.gov.cn: links in e-mail
     URGE_INTERVAL_HOURS = float(os.environ.get("URGE_INTERVAL_HOURS", "24"))  # 催办: once per task per N hours
     DEMO_ALLOWED = True
     TESTING = False
