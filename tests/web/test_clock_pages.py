@@ -80,6 +80,7 @@ def test_pause_and_resume_from_the_page(app, people, clock):
     # an opinion is required: the service refuses, nothing is written
     post(reviewer, iid, action="pause", task_id=tid, opinion="")
     assert task(app, tid).paused_at is None and "pause" not in trail(app, iid)
+    assert "请填写暂停计时的原因" in text(reviewer.get(f"/instances/{iid}"))  # the refusal, in Chinese
     assert post(reviewer, iid, action="pause", task_id=tid, opinion="专家评审").status_code == 302
     assert task(app, tid).paused_at == clock.now
     page = text(reviewer.get(f"/instances/{iid}"))
@@ -236,7 +237,8 @@ def test_the_coordinating_body_may_urge_from_the_page_rate_limited(hourly_urges,
     coordinator = as_user(app, "econ_head")
     post(coordinator, iid, action="urge")
     assert urges(app, iid) == [people["econ_head"]]
-    assert "2026-03-02 11:00" in text(coordinator.get(f"/instances/{iid}"))  # flashed: again after 11:00 Beijing
+    assert "催办过于频繁：每项任务每 2 小时最多催办一次，北京时间 2026-03-02 11:00 后可再次催办" in \
+        text(coordinator.get(f"/instances/{iid}"))
     clock.now = datetime(2026, 3, 2, 3, 1, tzinfo=timezone.utc)  # two hours later
     assert post(as_user(app, "submitter"), iid, action="urge").status_code == 302
     assert urges(app, iid) == [people["econ_head"], people["submitter"]]
@@ -251,3 +253,35 @@ def test_the_coordinating_body_may_urge_from_the_page_rate_limited(hourly_urges,
         assert as_user(app, stranger).get(f"/instances/{iid}").status_code == 404
         post(as_user(app, stranger), iid, action="urge")
     assert len(urges(app, iid)) == 2
+
+
+def test_every_refusal_of_the_clock_reads_in_chinese(app):
+    """The engine's refusals (engine/clock_actions.py, the approve-while-stopped check, 催办) are
+    flashed in the page language: none falls through in English."""
+    import ast
+    import re
+    from pathlib import Path
+
+    from workflow_app.engine import clock_actions
+    from workflow_app.engine.errors import InvalidAction
+    from workflow_app.web.messages import action_message
+
+    source = Path(clock_actions.__file__).read_text(encoding="utf-8")
+    texts = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("InvalidAction", "Conflict", "Forbidden"):
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant):
+                texts.add(arg.value)
+            elif isinstance(arg, ast.JoinedStr):  # f"... {MAX_EXTENSION_DAYS}"
+                texts.add("".join(v.value if isinstance(v, ast.Constant) else "365" for v in arg.values))
+    texts |= {"the clock of this task is stopped (supplements awaited, expert review or hearing); it can "
+              "be decided once it runs again",
+              "only the submitter or the coordinating body can urge",
+              "urged too often: at most once every 24 hours per task; you can urge again after "
+              "2026-03-02 11:00 (Beijing time)"}
+    assert len(texts) >= 15
+    with app.test_request_context():
+        for text_ in sorted(texts):
+            out = action_message(InvalidAction(text_))
+            assert not re.search(r"[A-Za-z]{4,}", out.replace("Beijing", "")), (text_, out)

@@ -28,6 +28,28 @@ _FIELD = (
 )
 
 _ACTION = (
+    # the clock (engine/clock_actions.py), before the generic "an opinion is required to ..."
+    (r"the submitter's own task has no time limit", "发起人自己的任务没有办理时限"),
+    (r"give a number of working days from 1 to (\d+)", r"请填写 1 至 \1 之间的工作日数"),
+    (r"list everything that is missing at once \(一次性告知\): an opinion is required to supplement",
+     "请一次性告知需补正的全部材料（要求补正须填写意见）"),
+    (r"supplements have already been requested; the submitter has not answered yet", "已要求补正，发起人尚未补正提交"),
+    (r"the clock of this step is stopped \(expert review or hearing\); resume it first",
+     "本环节计时已暂停（专家评审或听证），请先恢复计时"),
+    (r"give the reason the clock stops .*", "请填写暂停计时的原因（专家评审、听证等）"),
+    (r"the clock of this task is already stopped", "该任务计时已暂停"),
+    (r"this task has no time limit to stop", "该任务没有办理时限，无需暂停计时"),
+    (r"this task has no time limit to extend", "该任务没有办理时限，无需延期"),
+    (r"the clock of this task is running", "该任务正在计时，无需恢复"),
+    (r"the clock waits for the submitter's supplements", "计时在等待发起人补正，补正提交后自动恢复"),
+    (r"give the reason: an opinion is required to request an extension", "请填写延期理由"),
+    (r"give the reason: an opinion is required to grant an extension", "请填写批准延期的理由"),
+    (r"only the head of the task's department can grant an extension", "只有该任务所在部门的负责人可以批准延期"),
+    (r"the clock of this task is stopped \(supplements awaited, expert review or hearing\).*",
+     "该任务计时已暂停（等待补正、专家评审或听证），恢复计时后才能同意"),
+    (r"only the submitter or the coordinating body can urge", "只有发起人或牵头协调部门可以催办"),
+    (r"urged too often: at most once every (\S+) hours per task; you can urge again after (.*) \(Beijing time\)",
+     r"催办过于频繁：每项任务每 \1 小时最多催办一次，北京时间 \2 后可再次催办"),
     (r"this task is no longer current.*", "该待办已不是当前任务：已有其他人处理了此申请"),
     (r"this task is already (done|cancelled)", "该任务{status1}"),
     (r"this task has already been claimed", "该任务已被他人认领"),
