@@ -167,6 +167,7 @@ def test_a_stopped_clock_shows_since_when_and_why(app, people, clock):
     client = as_user(app, "promo1")
     row = inbox_row(client, "新材料中试基地")
     assert 'data-due="paused"' in row and "计时暂停" in row and "2026年3月2日" in row
+    assert "组织专家评审" in row  # why, on the inbox row too
     page = text(client.get(f"/instances/{iid}"))
     assert "计时暂停" in page and "组织专家评审" in page and "暂停时剩 5 个工作日" in page
 

@@ -14,14 +14,14 @@ from wtforms import SelectMultipleField
 from ..container import services
 from ..engine.errors import ActionError
 from ..engine.runtime import Request
-from ..models import ProcessInstance, Task
+from ..models import ProcessInstance, Task, TrailEvent
 from ..services import queries
 from . import labels
 from .current import me
 from .instances import capacity
 from .messages import action_message
 from .pages import tr
-from .timeline import Due, due_view
+from .timeline import PAUSING, Due, due_view, pause_reasons
 
 bp = Blueprint("inbox", __name__)
 
@@ -76,6 +76,10 @@ def _rows(s, items: list[queries.InboxRow], tab: str, user_id: int, now: datetim
     tasks = {t.id: t for t in s.execute(select(Task.id, Task.origin, Task.delegate_id, Task.due_at,
                                                Task.due_provisional, Task.paused_at)
                                         .where(Task.id.in_(task_ids)))} if task_ids else {}
+    paused = {t.id for t in tasks.values() if t.paused_at is not None}
+    reasons = pause_reasons(s.scalars(select(TrailEvent).where(
+        TrailEvent.instance_id.in_({i.instance_id for i in items if i.task_id in paused}),
+        TrailEvent.action.in_(PAUSING)).order_by(TrailEvent.instance_id, TrailEvent.seq))) if paused else {}
     rows = []
     for item in items:
         spec = svc.store.spec(s, definitions[item.instance_id])
@@ -83,7 +87,7 @@ def _rows(s, items: list[queries.InboxRow], tab: str, user_id: int, now: datetim
         task = tasks.get(item.task_id)
         row = Row(item, labels.text(spec.title), labels.text(step.title) if step else item.step)
         if tab in ("my", "queue"):
-            row.due = due_view(task, now) if task is not None else None
+            row.due = due_view(task, now, reasons.get(task.id, "")) if task is not None else None
             row.delegated_to_me = bool(task and task.delegate_id == user_id)
             row.returned = bool(task and task.origin == "start")
             row.bulk = (tab == "my" and step is not None and step.bulk_approve
