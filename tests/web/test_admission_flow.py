@@ -92,3 +92,50 @@ def test_a_unit_that_does_not_exist_is_shown_beside_the_input(site):
                                                        "f-offered_units": "A1-101"},
                         headers={"Referer": f"http://localhost/instances/{iid}"})
     assert response.status_code == 422 and "没有单元 A1-101" in text(response)
+
+
+def to_owner_approval(app, unit: str, name: str, code: str) -> int:
+    """An admission matched by 投促中心 and offered `unit` by the operator (through the service)."""
+    from workflow_app.engine.runtime import Request
+
+    svc = app.extensions["parkflow"]
+    people = app.people
+
+    def step(who, iid, data=None):
+        with svc.db.write() as s:
+            task = s.scalars(select(Task.id).where(Task.instance_id == iid, Task.status == "open",
+                                                   (Task.assignee_id == people[who]) | Task.assignee_id.is_(None))
+                             .order_by(Task.id)).first()
+            svc.workflow.act(s, people[who], iid, Request("approve", task, data=data))
+
+    with svc.db.write() as s:
+        iid = svc.workflow.start(s, people["hj_submit"], "enterprise_admission",
+                                 {**demo.ADMISSION, "enterprise_name": name, "credit_code": code},
+                                 department="haijiang").instance_id
+    step("tc_review", iid, demo.ADMISSION_MATCH)
+    step("hj_ops", iid, {"offered_units": unit})
+    return iid
+
+
+def test_the_owner_group_approves_routine_admissions_in_bulk(site):
+    first = to_owner_approval(site, "8-102", "甲材料科技有限公司(示例)", "DEMO00000000000071")
+    second = to_owner_approval(site, "8-201", "乙材料科技有限公司(示例)", "DEMO00000000000072")
+    third = to_owner_approval(site, "8-202", "丙材料科技有限公司(示例)", "DEMO00000000000073")
+    svc = site.extensions["parkflow"]
+    with svc.db.write() as s:  # 8-202 is let to someone else before the batch is signed
+        from workflow_app.models import Building, Enterprise, Park, Unit
+        unit = s.scalar(select(Unit).join(Building).join(Park).where(Park.code == "ZH-P01", Unit.number == "8-202"))
+        unit.status, unit.tenant_id = "let", s.scalar(select(Enterprise.id).limit(1))
+    head = as_user(site, "hj_head")
+    inbox = text(head.get("/"))
+    assert 'name="task_ids"' in inbox  # the step allows 批量同意
+    ids = [task_of(site, iid).id for iid in (first, second, third)]
+    response = head.post("/inbox/bulk-approve", data={"task_ids": ids})
+    assert response.status_code == 302
+    with svc.db.read() as s:
+        status = {i: s.get(ProcessInstance, i).status for i in (first, second, third)}
+    assert status == {first: "approved", second: "approved", third: "running"}
+    page = text(head.get("/"))
+    assert "已批量同意 2 项" in page and "丙材料科技有限公司(示例)" in page
+    dossier = text(head.get("/parks/ZH-P01"))
+    assert "甲材料科技有限公司(示例)" in dossier and "乙材料科技有限公司(示例)" in dossier
