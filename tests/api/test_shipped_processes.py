@@ -157,3 +157,52 @@ def test_rectification_opened_by_a_red_warning_and_closed_by_econ_it(api, clock)
         warning = s.scalar(select(ParkWarning).where(ParkWarning.rectification_instance_id == iid))
     assert (warning.status, warning.closed_reason) == ("closed", "recovered")
     check_trail(api)
+
+
+def to_collective(api):
+    iid = api.start("zt_submit", "investment_review", "zhentou", demo.INVESTMENT_ZHENTOU)
+    api.step("tc_review", iid)
+    api.step("jx_review", iid)
+    api.step("fg_review", iid)
+    return iid
+
+
+def test_the_collective_decision_needs_its_meeting_date_and_attendees(api):
+    iid = to_collective(api)
+    refused = api.step("zt_head", iid, data={"resolution_file": "决议.pdf"}, opinion="同意", expect=422)
+    assert set(refused["details"]["fields"]) == {"meeting_date", "attendees"}
+    refused = api.step("zt_head", iid, data={"meeting_date": "2026-03-10"}, opinion="同意", expect=422)
+    assert set(refused["details"]["fields"]) == {"attendees"}
+    assert api.get("zt_head", iid)["current_step"] == "collective"
+    # returning for more material does not need a meeting record
+    body = api.step("zt_head", iid, "return", target="proposal", opinion="请补充尽调报告")
+    assert body["instance"]["current_step"] == "proposal"
+
+
+def test_the_lifecycle_goes_on_when_its_investment_is_decided_not_when_the_review_ends(api):
+    data = {**demo.LIFECYCLE_P07, "soe_equity": True, "soe_investment_type": "股权投资",
+            "soe_equity_wan": "20000", "investment_proposal_file": "国资入股方案.pdf"}
+    parent = api.start("zt_submit", "park_project_lifecycle", "zhentou", data)
+    for who in ("jx_review", "jx_review2", "fg_review", "tc_review"):
+        api.step(who, parent, step="planning")
+    assert api.get("zt_submit", parent)["current_step"] == "investment"
+    with api.app.extensions["parkflow"].db.read() as s:
+        child = s.scalar(select(ProcessInstance.id).where(ProcessInstance.parent_id == parent))
+    assert api.get("zt_submit", child)["subject_ref"] == "ZH-P07"  # the review is about the same park
+    api.step("tc_review", child)
+    api.step("jx_review", child)
+    api.step("fg_review", child)
+    api.step("zt_head", child, data={"meeting_date": "2026-03-10", "attendees": "周国华等7人"}, opinion="集体决策同意")
+    api.step("gz_review", child, opinion="合规")
+    assert api.get("zt_submit", parent)["current_step"] == "investment"  # SASAC has not decided yet
+    api.step("gz_review2", child, opinion="合规")
+    child_now, parent_now = api.get("zt_submit", child), api.get("zt_submit", parent)
+    assert (child_now["status"], child_now["current_step"]) == ("running", "invest_execution")
+    assert (parent_now["status"], parent_now["current_step"]) == ("running", "land_transfer")
+    assert parent_now["trail"][-1]["action"] == "subprocess_resume"
+    # both go on independently: the land is bought while the money is paid in
+    api.step("zt_head", parent, "land_acquired", data={"land_contract_date": "2026-05-20"})
+    api.step("zt_ops", child, "invested", data={"paid_in_wan": "20000"})
+    assert api.get("zt_submit", child)["current_step"] == "post_review"
+    assert api.get("zt_submit", parent)["current_step"] == "construction_start"
+    check_trail(api)
