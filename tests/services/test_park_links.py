@@ -106,8 +106,8 @@ def test_a_typed_owner_group_is_overridden_by_the_parks(env):
 
 
 @pytest.mark.parametrize("park, message", [
-    ("招宝山智能制造小微园二期(示意)", "尚未投入运营"),  # planned, not operating
-    ("不存在的园区", "园区台账中没有"),
+    ("招宝山智能制造小微园二期(示意)", "park ZH-P07 is not operating yet"),  # planned, not operating
+    ("不存在的园区", "no park '不存在的园区' in the portfolio"),
 ])
 def test_only_an_operating_park_of_the_portfolio_can_be_matched(env, park, message):
     iid = start(env, "hj_submit", "enterprise_admission", demo.ADMISSION, "haijiang")
@@ -118,10 +118,10 @@ def test_only_an_operating_park_of_the_portfolio_can_be_matched(env, park, messa
 
 
 @pytest.mark.parametrize("offer, field, message", [
-    ({"offered_units": "A1-101"}, "offered_units", "没有单元 A1-101"),
-    ({"offered_units": "8-101"}, "offered_units", "已出租或出售"),          # let in the portfolio
-    ({"offered_units": "8-102", "offered_floor": 3}, "offered_floor", "位于 1 层"),
-    ({"offered_units": "8-102、8-201", "offered_area_m2": "1500"}, "offered_area_m2", "合计 3000 m²"),
+    ({"offered_units": "A1-101"}, "offered_units", "ZH-P01 has no unit A1-101"),
+    ({"offered_units": "8-101"}, "offered_units", "not vacant: 8-101"),          # let in the portfolio
+    ({"offered_units": "8-102", "offered_floor": 3}, "offered_floor", "the units offered are on floor 1"),
+    ({"offered_units": "8-102、8-201", "offered_area_m2": "1500"}, "offered_area_m2", "the units offered add up to 3000 m²"),
 ])
 def test_an_offer_must_name_vacant_units_of_the_park(env, offer, field, message):
     iid = admitted_to_offer(env)
@@ -137,7 +137,7 @@ def test_approval_is_refused_when_the_unit_was_let_meanwhile(env):
     with env.db.write() as s:  # another firm got the unit first
         unit = s.scalar(select(Unit).join(Building).join(Park).where(Park.code == "ZH-P01", Unit.number == "8-102"))
         unit.status, unit.tenant_id = "let", s.scalar(select(Enterprise.id).limit(1))
-    with pytest.raises(InvalidAction):
+    with pytest.raises(InvalidAction, match="cannot record the tenancy: not vacant: 8-102"):
         act(env, "hj_head", iid, "approve")
     assert instance(env, iid).status == "running"  # nothing of the approval was written
 
@@ -155,7 +155,7 @@ def test_a_project_with_another_builder_than_the_portfolios_is_refused(env):
     with pytest.raises(InvalidAction) as err:
         start(env, "zt_submit", "park_project_lifecycle",
               {**demo.LIFECYCLE_P07, "park_name": "蛟川新材料小微园(示意)"}, "zhentou")  # 海江's
-    assert "haijiang" in err.value.details["fields"]["owner_group"]
+    assert err.value.details["fields"]["owner_group"] == "the portfolio names haijiang as the builder of ZH-P05"
 
 
 # --------------------------------------------------------------------------- rectification

@@ -89,9 +89,9 @@ def _checked_park(session: Session, key: str, field: str, value: object) -> Park
     if park is None:
         if stages is None:
             return None  # a new project: not in the portfolio yet
-        raise _refuse(field, f"园区台账中没有“{value}”")
+        raise _refuse(field, f"no park {str(value)!r} in the portfolio")
     if stages is not None and park.stage not in stages:
-        raise _refuse(field, f"{park.name}（{park.code}）尚未投入运营，不能办理入园")
+        raise _refuse(field, f"park {park.code} is not operating yet")
     return park
 
 
@@ -110,7 +110,7 @@ def prepare_start(session: Session, spec: ProcessSpec, data: dict) -> tuple[dict
             if data.get("owner_group") in (None, ""):
                 data["owner_group"] = park.owner_group
             elif data["owner_group"] != park.owner_group:
-                raise _refuse("owner_group", f"园区台账中 {park.name} 的建设主体为 {park.owner_group}")
+                raise _refuse("owner_group", f"the portfolio names {park.owner_group} as the builder of {park.code}")
     if spec.key == ADMISSION:
         data.pop("owner_group", None)  # derived from the park matched at industry_fit
     return data, subject_of(session, spec.key, data)
@@ -130,7 +130,7 @@ def prepare_act(session: Session, spec: ProcessSpec, state: InstanceState, reque
     if data.get("offered_units"):
         park = find_park(session, data.get("park_name") or state.data.get("park_name"))
         if park is None:
-            raise _refuse("offered_units", "尚未匹配园区，无法提供房源")
+            raise _refuse("offered_units", "no park has been matched yet")
         units = offered_units(session, park, data["offered_units"])
         area = sum((u.area_m2 for u in units), Decimal(0))
         floors = sorted({u.floor for u in units})
@@ -138,11 +138,11 @@ def prepare_act(session: Session, spec: ProcessSpec, state: InstanceState, reque
         if given_area is None:
             data["offered_area_m2"] = f"{area.normalize():f}"
         elif given_area != area:
-            raise _refuse("offered_area_m2", f"所选单元合计 {area.normalize():f} m²，与填写的面积不符")
+            raise _refuse("offered_area_m2", f"the units offered add up to {area.normalize():f} m²")
         if data.get("offered_floor") in (None, ""):
             data["offered_floor"] = floors[0]
         elif str(data["offered_floor"]) not in {str(f) for f in floors}:
-            raise _refuse("offered_floor", f"所选单元位于 {'、'.join(map(str, floors))} 层")
+            raise _refuse("offered_floor", f"the units offered are on floor {', '.join(map(str, floors))}")
     return dataclasses.replace(request, data=data)
 
 
@@ -166,19 +166,20 @@ def _decimal(value: object) -> Decimal | None:
 
 
 def offered_units(session: Session, park: Park, text: str) -> list[Unit]:
-    """The units an offer names ("8-102" or "8-101、8-102"), each vacant in `park`, with a lock."""
+    """The units an offer names ("8-102" or "8-101、8-102"), each vacant in `park`, with a lock.
+    Messages are English, as the engine's; web/messages.py gives them in Chinese."""
     numbers = [n for n in _UNIT_SPLIT.split(str(text).strip()) if n]
     if not numbers:
-        raise _refuse("offered_units", "请填写单元编号，如 8-102")
+        raise _refuse("offered_units", "name the units, e.g. 8-102")
     rows = {u.number: u for u in session.scalars(
         select(Unit).join(Building, Building.id == Unit.building_id)
         .where(Building.park_id == park.id, Unit.number.in_(numbers)).with_for_update())}
     missing = [n for n in numbers if n not in rows]
     if missing:
-        raise _refuse("offered_units", f"{park.name}没有单元 {'、'.join(missing)}")
+        raise _refuse("offered_units", f"{park.code} has no unit {', '.join(missing)}")
     taken = [n for n in numbers if rows[n].status != "vacant"]
     if taken:
-        raise _refuse("offered_units", f"单元 {'、'.join(taken)} 已出租或出售，不是空置房源")
+        raise _refuse("offered_units", f"not vacant: {', '.join(taken)}")
     return [rows[n] for n in dict.fromkeys(numbers)]
 
 
@@ -187,9 +188,12 @@ def record_admission(session: Session, state: InstanceState, actor: Actor, now: 
     offered units from the approval date; one system trail event records it."""
     data = state.data
     park = find_park(session, data.get("park_name"))
-    if park is None:
-        raise _refuse("park_name", "匹配园区不在园区台账中，无法登记入驻")
-    units = offered_units(session, park, str(data.get("offered_units") or ""))
+    try:
+        if park is None:
+            raise _refuse("park_name", "the park matched is not in the portfolio")
+        units = offered_units(session, park, str(data.get("offered_units") or ""))
+    except InvalidAction as err:  # at the approval the offer is no longer a form being filled
+        raise InvalidAction(f"cannot record the tenancy: {err.message}") from None
     code = str(data.get("credit_code") or "").strip()
     enterprise = session.scalar(select(Enterprise).where(Enterprise.credit_code == code))
     try:
