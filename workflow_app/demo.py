@@ -181,8 +181,9 @@ def load_demo(svc: Services) -> str:
     created = ", ".join(f"{n} {k}" for k, n in sorted(stats.created.items())) or "no new rows"
     graded = "; ".join(f"{e.period} " + "/".join(f"{n} {g}" for g, n in e.by_grade().items() if n)
                        for e in evaluations if any(e.by_grade().values())) or "no warnings"
+    raised = sum(1 for e in evaluations for p in e.parks if p.action == "raised")
     return (f"demo: {people} new people ({len(PEOPLE)} in all); portfolio: {created}; "
-            f"{applications} new applications; monitoring: {graded}")
+            f"{applications} new applications; monitoring: {graded} ({raised} warnings newly raised)")
 
 
 def evaluate_indicators(svc: Services) -> list:

@@ -21,6 +21,7 @@ def test_demo_load_drives_the_applications_and_the_monitoring(db, database_url):
         first = cli("demo", "load")
         assert first.exit_code == 0, first.output
         assert "4 new applications" in first.output and "2026-10 3 orange" in first.output
+        assert "(15 warnings newly raised)" in first.output  # 3 parks x 5 periods
         svc = cli.app.extensions["parkflow"]
         with svc.db.read() as s:
             cases = {i.title: i for i in s.scalars(select(ProcessInstance))}
@@ -44,6 +45,7 @@ def test_demo_load_drives_the_applications_and_the_monitoring(db, database_url):
             assert trail.verify(s).ok
         again = cli("demo", "load")
         assert again.exit_code == 0 and "0 new applications" in again.output
+        assert "(0 warnings newly raised)" in again.output
         with svc.db.read() as s:
             assert s.scalar(select(func.count()).select_from(TrailEvent)) == events
     finally:
