@@ -59,14 +59,21 @@ def db_upgrade() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 def defs_validate(paths: tuple[str, ...]) -> None:
     """Check definitions; print FILE:LINE: KEY: message per problem and exit 1 if any."""
+    from .domain.monitoring import rules_files, validate_rules_files
+
     targets = [Path(p) for p in paths] or [Path(current_app.config["PROCESS_DEFS"])]
-    catalogue = load_catalogue(targets)
-    for problem in catalogue.problems:
+    rules, targets = rules_files(targets)  # rules/*.yaml (warning rules) have their own format
+    catalogue = load_catalogue(targets) if targets else None
+    problems = (catalogue.problems if catalogue else []) + validate_rules_files(rules)
+    for problem in problems:
         click.echo(str(problem))
-    if catalogue.problems:
-        click.echo(f"{len(catalogue.problems)} problem(s)", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(1)
-    click.echo(f"{len(catalogue.specs)} definition(s) valid: {', '.join(sorted(catalogue.specs))}")
+    if catalogue is not None:
+        click.echo(f"{len(catalogue.specs)} definition(s) valid: {', '.join(sorted(catalogue.specs))}")
+    if rules:
+        click.echo(f"{len(rules)} rules file(s) valid: {', '.join(p.name for p in rules)}")
 
 
 @defs_cli.command("schema")

@@ -1,7 +1,7 @@
 """`flask` commands for the park portfolio, monitoring and matching. Thin shells over the services:
 
     flask portfolio load [FILE]          upsert the portfolio (default: the shipped demo data)
-    flask portfolio export OUT.xlsx      the park list as Excel
+    flask portfolio export OUT.xlsx      the portfolio as Excel (parks, units, firms, indicators, warnings)
     flask portfolio homogeneity CODE     同质化 check of a park (or --location/--industry)
     flask monitor rules [FILE]           check the warning rules (FILE:LINE: KEY: message)
     flask monitor evaluate PERIOD        grade every park for 2026Q3 / 2026-10, open rectification
@@ -63,11 +63,13 @@ def portfolio_load(file: str | None) -> None:
 @portfolio_cli.command("export")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True))
 def portfolio_export(out: str) -> None:
-    """Write the park list to OUT (.xlsx)."""
+    """Write the portfolio to OUT (.xlsx): parks, units, enterprises, indicators, warnings."""
     from .domain.portfolio_store import export_xlsx
+    from .services.matching import industry_labels
 
+    labels_zh = industry_labels()
     with services().db.read() as s:
-        content = export_xlsx(s)
+        content = export_xlsx(s, lambda code: labels_zh.get(code, code))
     Path(out).write_bytes(content)
     click.echo(f"wrote {out} ({len(content)} bytes)")
 

@@ -83,9 +83,52 @@ def _open_task(session, instance_id: int, *, assignee: int | None = None, step: 
     return session.scalars(q.order_by(Task.id)).first()
 
 
+# The demo applications' forms. Each figure is the portfolio's (workflow_app/domain/
+# portfolio_data.yaml, itself the seed's totals split as marked there); tests/domain/
+# test_demo_data.py cross-checks them: park names, locations, owners, areas, units.
+# 以投代招: a new-materials equity investment landing in 新材料产业园 (蛟川街道 in the portfolio).
+INVESTMENT_ZHENTOU = {
+    "project_name": "高性能复合材料中试基地股权投资(示例)", "investing_entity": "zhentou_fund",
+    "investment_type": "股权投资", "investment_wan": "6000", "equity_ratio_pct": "20",
+    "lead_industry": "新材料", "location": "蛟川街道", "park_name": "新材料产业园",
+    "expected_output_wan": "30000", "expected_tax_wan": "1200", "expected_jobs": 180,
+    "holding_years": 5, "exit_path": "股权回购", "proposal_file": "投资建议书-复合材料.pdf",
+}
+# 规划设计 of the planned park ZH-P07 with the portfolio's figures (its factory area exceeds its
+# floor area: the source conflict explained in portfolio_data.yaml's header).
+LIFECYCLE_P07 = {
+    "park_name": "招宝山智能制造小微园二期(示意)", "owner_group": "zhentou", "location": "招宝山街道",
+    "lead_industry": "智能制造", "chain_description": "智能装备整机—核心零部件—工业软件上下游协同",
+    "land_mu": "142", "floor_area_m2": "189000", "factory_area_m2": "200000",
+    "planned_investment_wan": "85000", "target_enterprises": 120, "target_jobs": 3500,
+    "target_tax_wan": "9000", "design_file": "规划设计方案-二期.pdf",
+    "attraction_plan_file": "招商方案-二期.pdf", "operator_dept": "haijiang", "soe_equity": False,
+}
+INVESTMENT_HAIJIANG = {
+    "project_name": "新能源电池材料产业基金出资(示例)", "investing_entity": "haijiang",
+    "investment_type": "产业基金出资", "investment_wan": "3000", "lead_industry": "新材料",
+    "location": "蛟川街道", "proposal_file": "基金出资方案.pdf",
+}
+# 入园: an invented new-materials firm (DEMO credit code, as the portfolio's) needing 1,500 m² on
+# a ground floor; 新材料产业园 belongs to 海江公司 in the portfolio and unit 8-102 (8号厂房, 1F,
+# 1,500 m², 30 kN/m², 8 m) is vacant there. Rent 0.8 元/m²·天 × 1,500 m² × 365 = 43.8 万元/年,
+# within the 45 万元 budget.
+ADMISSION = {
+    "enterprise_name": "宁波甬材新材料科技有限公司(示例)", "credit_code": "DEMO00000000000061",
+    "industry": "新材料", "main_products": "特种工程塑料改性材料", "preferred_park": "新材料产业园",
+    "area_needed_m2": "1500", "floor_load_kn_m2": "8", "ceiling_height_m": "7.5",
+    "acceptable_floors": "仅限首层", "budget_wan_per_year": "45", "jobs": 60,
+    "expected_tax_wan": "300", "business_licence": "营业执照.pdf",
+}
+ADMISSION_MATCH = {"park_name": "新材料产业园"}
+ADMISSION_OFFER = {"offered_units": "8-102", "offered_area_m2": "1500", "offered_floor": 1,
+                   "rent_yuan_m2_day": "0.8"}
+ADMISSION_PARK = "ZH-P01"
+
+
 def load_applications(svc: Services) -> int:
     """A few applications in different states, so every demo role finds work in its inbox.
-    Figures come from the seed (新材料, 招宝山街道, 万元); project names are illustrative."""
+    Project names are illustrative; parks, places and figures are the portfolio's."""
     wf = svc.workflow
     with svc.db.write() as s:
         if s.scalar(select(ProcessInstance.id).limit(1)) is not None:
@@ -96,50 +139,30 @@ def load_applications(svc: Services) -> int:
             task = _open_task(s, iid, assignee=u[user], step=step)
             return wf.act(s, u[user], iid, Request(action, task, **kw))
 
-        # 1. 以投代招: a new-materials equity investment, past 投促中心, waiting at 经信局's queue.
-        inv = wf.start(s, u["zt_submit"], "investment_review", {
-            "project_name": "高性能复合材料中试基地股权投资(示例)", "investing_entity": "zhentou_fund",
-            "investment_type": "股权投资", "investment_wan": "6000", "equity_ratio_pct": "20",
-            "lead_industry": "新材料", "location": "澥浦镇", "park_name": "新材料产业园",
-            "expected_output_wan": "30000", "expected_tax_wan": "1200", "expected_jobs": 180,
-            "holding_years": 5, "exit_path": "股权回购", "proposal_file": "投资建议书-复合材料.pdf",
-        }, department="zhentou").instance_id
+        # 1. 以投代招: past 投促中心, waiting at 经信局's queue.
+        inv = wf.start(s, u["zt_submit"], "investment_review", INVESTMENT_ZHENTOU,
+                       department="zhentou").instance_id
         act("tc_review", inv, "approve", opinion="项目符合新材料产业链招引方向，建议推进。")
 
         # 2. A planning application for a planned park: 并联 planning review under way.
-        park = wf.start(s, u["zt_submit"], "park_project_lifecycle", {
-            "park_name": "招宝山智能制造小微园二期(示意)", "owner_group": "zhentou", "location": "招宝山街道",
-            "lead_industry": "智能制造", "chain_description": "智能装备整机—核心零部件—工业软件上下游协同",
-            "land_mu": "142", "floor_area_m2": "189000", "factory_area_m2": "176000",
-            "planned_investment_wan": "85000", "target_enterprises": 120, "target_jobs": 3500,
-            "target_tax_wan": "9000", "design_file": "规划设计方案-二期.pdf",
-            "attraction_plan_file": "招商方案-二期.pdf", "operator_dept": "haijiang", "soe_equity": False,
-        }, department="zhentou", subject_ref="ZH-P07").instance_id
+        park = wf.start(s, u["zt_submit"], "park_project_lifecycle", LIFECYCLE_P07,
+                        department="zhentou").instance_id
         act("jx_review", park, "approve", opinion="产业定位符合差异化发展指引，同意。")
 
         # 3. Haijiang's investment proposal, returned by 投促中心 for supplements (in the submitter's 待办).
-        hj = wf.start(s, u["hj_submit"], "investment_review", {
-            "project_name": "新能源电池材料产业基金出资(示例)", "investing_entity": "haijiang",
-            "investment_type": "产业基金出资", "investment_wan": "3000", "lead_industry": "新材料",
-            "location": "蛟川街道", "proposal_file": "基金出资方案.pdf",
-        }, department="haijiang").instance_id
+        hj = wf.start(s, u["hj_submit"], "investment_review", INVESTMENT_HAIJIANG,
+                      department="haijiang").instance_id
         act("tc_review2", hj, "return", target="proposal",
             opinion="请补充基金管理人资质、投资期限及退出安排，一次性告知如上。")
 
-        # 4. An enterprise admitted into 新材料产业园 end to end (for the compliance reviewer).
-        adm = wf.start(s, u["zt_submit"], "enterprise_admission", {
-            "enterprise_name": "宁波甬材新材料科技有限公司(示例)", "credit_code": "91330211MA2DEMO001",
-            "industry": "新材料", "main_products": "特种工程塑料改性材料", "preferred_park": "新材料产业园",
-            "area_needed_m2": "1500", "floor_load_kn_m2": "8", "ceiling_height_m": "7.5",
-            "acceptable_floors": "仅限首层", "budget_wan_per_year": "45", "jobs": 60,
-            "expected_tax_wan": "300", "business_licence": "营业执照.pdf",
-        }, department="zhentou").instance_id
-        act("tc_review", adm, "approve", data={"park_name": "新材料产业园", "owner_group": "zhentou"},
+        # 4. An enterprise admitted into 新材料产业园 end to end (for the compliance reviewer); the
+        #    approval records the tenancy of unit 8-102 in the portfolio.
+        adm = wf.start(s, u["hj_submit"], "enterprise_admission", ADMISSION,
+                       department="haijiang").instance_id
+        act("tc_review", adm, "approve", data=ADMISSION_MATCH,
             opinion="属新材料产业链补链项目，匹配新材料产业园首层厂房。")
-        act("zt_ops", adm, "approve", data={"offered_units": "A1-101", "offered_area_m2": "1500",
-                                             "offered_floor": 1, "rent_yuan_m2_day": "0.8"},
-            opinion="拟提供A1栋首层101单元。")
-        act("zt_head", adm, "approve", opinion="同意入驻。")
+        act("hj_ops", adm, "approve", data=ADMISSION_OFFER, opinion="拟提供8号厂房首层8-102单元。")
+        act("hj_head", adm, "approve", opinion="同意入驻。")
     return 4
 
 
@@ -154,6 +177,29 @@ def load_demo(svc: Services) -> str:
         people = load_people(s, now)
         stats = load_portfolio(s, portfolio)
     applications = load_applications(svc)
+    evaluations = evaluate_indicators(svc)
     created = ", ".join(f"{n} {k}" for k, n in sorted(stats.created.items())) or "no new rows"
+    graded = "; ".join(f"{e.period} " + "/".join(f"{n} {g}" for g, n in e.by_grade().items() if n)
+                       for e in evaluations if any(e.by_grade().values())) or "no warnings"
+    raised = sum(1 for e in evaluations for p in e.parks if p.action == "raised")
     return (f"demo: {people} new people ({len(PEOPLE)} in all); portfolio: {created}; "
-            f"{applications} new applications")
+            f"{applications} new applications; monitoring: {graded} ({raised} warnings newly raised)")
+
+
+def evaluate_indicators(svc: Services) -> list:
+    """园区资产动态监测 over the portfolio's indicator periods, oldest first, as the scheduled
+    evaluation would have run them: the dashboard's warnings come from the data, each one in the
+    trail. Idempotent: an unchanged period records nothing new."""
+    from sqlalchemy import func
+
+    from .models import ParkIndicator
+    from .services.monitoring import evaluate_period
+
+    with svc.db.read() as s:
+        periods = s.scalars(select(ParkIndicator.period).group_by(ParkIndicator.period)
+                            .order_by(func.max(ParkIndicator.period_end))).all()
+    results = []
+    for period in periods:
+        with svc.db.write() as s:
+            results.append(evaluate_period(s, svc.workflow, period, svc.clock(), None))
+    return results

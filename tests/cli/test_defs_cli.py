@@ -68,6 +68,8 @@ def test_schema_is_json(cli):
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert {"key", "version", "steps", "transitions"} <= set(schema["properties"])
+    assert "required_at" in schema["$defs"]["FieldDef"]["properties"]
+    assert "resume_at" in schema["$defs"]["StepDef"]["properties"]
 
 
 def test_sync_stores_each_definition_once(cli, db):
@@ -76,3 +78,22 @@ def test_sync_stores_each_definition_once(cli, db):
     assert re.search(r"^review: revision 1 \(version 1, [0-9a-f]{12}\) new$", first.stdout, re.M)
     again = cli("defs", "sync")
     assert again.exit_code == 0 and " new" not in again.stdout
+
+
+def test_validate_checks_the_warning_rules_beside_the_definitions(cli, tmp_path):
+    shutil.copytree(ROOT / "process_defs", tmp_path / "defs")
+    good = cli("defs", "validate", str(tmp_path / "defs"))
+    assert good.exit_code == 0, good.output
+    assert "1 rules file(s) valid: warning_rules.yaml" in good.stdout
+    rules = tmp_path / "defs" / "rules" / "warning_rules.yaml"
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace('when: "occupancy_pct < 60"', 'when: "occupancy_pct < sixty"', 1),
+                     encoding="utf-8")
+    bad = cli("defs", "validate", str(tmp_path / "defs"))
+    assert bad.exit_code == 1
+    [line] = [m for m in map(LINE.match, bad.stdout.splitlines()) if m]
+    assert line["file"].endswith("rules/warning_rules.yaml") and line["key"] == "rules[1].when"
+    assert int(line["line"]) == text[:text.index('when: "occupancy_pct < 60"')].count("\n") + 1
+    # a rules file named on its own is checked as rules, not as a process definition
+    alone = cli("defs", "validate", str(rules))
+    assert alone.exit_code == 1 and "rules[1].when" in alone.stdout

@@ -45,7 +45,7 @@ def test_new_materials_firm_on_the_ground_floor_gets_the_new_materials_park_firs
         "面积 1500 m²，为需求的 100%，面积适配（30/30）",
         "荷载 30 kN/m²、层高 8 m，满足需求（10/10）",
         "首层，符合楼层要求（10/10）",
-        "估算年租金 45 万元（未提供预算）（10/10）",
+        "估算年租金 45 万元（按示意参考租金 25 元/m²·月）（未提供预算）（10/10）",
     ]
     # only ground floors qualify; upper floors are listed with the reason they do not
     assert all(m.candidate.floor == 1 for m in ranking.matches)

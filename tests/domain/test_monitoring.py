@@ -183,7 +183,7 @@ def test_most_severe_rule_per_family_and_worst_family_wins(rules):
     assert a.grade is Grade.red
     # one reason per family, most severe first; not red + orange + yellow for occupancy
     assert a.rule_ids == ["occupancy_red", "tax_per_mu_orange", "agglomeration_yellow"]
-    assert a.reasons[0]["zh"] == "入驻率 40.00%，投运满两年仍低于 50%"
+    assert a.reasons[0]["zh"] == "入驻率 40.00%，投运 4 年（按年份计）仍低于 50%"
     assert a.reasons[0]["grade"] == "red"
 
 

@@ -123,7 +123,7 @@ def test_red_warning_opens_exactly_one_rectification(env):
     assert case.submitter_id == env.people["zt_submit"] and case.submitter_department == "zhentou"
     assert case.form_data["warning_level"] == "红色" and case.form_data["warning_date"] == "2026-11-05"
     assert case.form_data["tax_per_mu_wan"] == "7.06" and case.form_data["occupancy_pct"] == "45.00"
-    assert case.form_data["warning_reasons"].startswith("2026Q3：入驻率 45.00%，投运满两年仍低于 50%")
+    assert case.form_data["warning_reasons"].startswith("2026Q3：入驻率 45.00%，投运 3 年（按年份计）仍低于 50%")
     [warning] = [w for w, c in warnings(env, "ZH-P03")]
     assert warning.rectification_instance_id == case.id
     assert [e.details["instance"] for e in events(env, "park_rectification_opened")] == [case.id]

@@ -51,8 +51,8 @@ _I, _T, _E, _U = (ProcessInstance.__table__.c, Task.__table__.c, TrailEvent.__ta
                   User.__table__.c)
 _SUBMITTER, _ASSIGNEE = User.__table__.alias("submitter"), User.__table__.alias("assignee")
 _INSTANCE_FIELDS = ("id", "process_key", "definition_id", "title", "status", "current_step", "round",
-                    "version", "submitter_id", "submitter_department", "parent_id", "form_data",
-                    "created_at", "updated_at", "ended_at")
+                    "version", "submitter_id", "submitter_department", "parent_id", "subject_ref",
+                    "form_data", "created_at", "updated_at", "ended_at")
 # Three statements, built once, plain rows (Core): the instance with its submitter's name, every
 # task with its assignee's name, the trail.
 _DETAIL_INSTANCE = (select(*[_I[f] for f in _INSTANCE_FIELDS], _SUBMITTER.c.display_name)

@@ -176,6 +176,9 @@ class InstanceOut(Schema):
     submitter_name = String(required=True)
     submitter_department = String(required=True)
     parent_id = Integer(allow_none=True)
+    subject_ref = String(allow_none=True, metadata={
+        "description": "the park the application is about (its code, e.g. ZH-P01), taken from the "
+                       "form's park field when the portfolio knows the park"})
     data = Dict(required=True)
     created_at = DateTime(required=True)
     updated_at = DateTime(required=True)

@@ -198,7 +198,8 @@ def score(needs: Needs, c: Candidate, industry_label: Mapping[str, str] | None =
         floor = Part("floor", 10, 10, "首层，符合楼层要求")
 
     rent, limit = estimated_rent_wan(c), needs.budget_wan_per_year
-    rent_text = f"估算年租金 {_fmt(rent)} 万元"
+    reference = REFERENCE_RENT["ground" if c.floor == 1 else "upper"]
+    rent_text = f"估算年租金 {_fmt(rent)} 万元（按示意参考租金 {_fmt(reference)} 元/m²·月）"
     if limit is None:
         budget = Part("budget", 10, 10, f"{rent_text}（未提供预算）")
     elif rent <= limit:

@@ -306,6 +306,34 @@ def load_rules_text(text: str | bytes, source: str = "<string>") -> RuleSet:
                    hashlib.sha256(raw).hexdigest())
 
 
+def rules_files(targets: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Split `flask defs validate` targets: (rules files to check here, the rest for the process
+    loader). A directory contributes its `rules/*.yaml`; a file inside a `rules` folder is one."""
+    rules, rest = [], []
+    for target in targets:
+        if target.is_dir():
+            rules.extend(sorted((target / RULES_FILE.parent).glob("*.yaml")))
+            rest.append(target)
+        elif target.parent.name == RULES_FILE.parent.name:
+            rules.append(target)
+        else:
+            rest.append(target)
+    return rules, rest
+
+
+def validate_rules_files(paths: list[Path]) -> list[Problem]:
+    """Every problem of every rules file (empty when all are valid)."""
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            load_rules(path)
+        except FileNotFoundError:
+            problems.append(Problem(str(path), 1, "<file>", "file not found"))
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
 def _pydantic_problem(located: safe_yaml.Located, err: dict) -> Problem:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     message = err["msg"].removeprefix("Value error, ")

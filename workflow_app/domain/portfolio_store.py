@@ -6,7 +6,7 @@ changes nothing. It flushes (later rows need the ids of earlier ones) but never 
 owns the transaction. Rows no longer in the data are left alone — the database may hold live edits,
 and removing a park is a decision for a person, not for a loader.
 
-Excel: `export_xlsx` writes the park list with XlsxWriter, every text cell with `write_string` and
+Excel: `export_xlsx` writes the park list (and, export only, the lists of `portfolio_sheets`) with XlsxWriter, every text cell with `write_string` and
 string conversion off, so a name starting with "=" stays text and never becomes a formula.
 `import_xlsx` reads such a sheet back with openpyxl, validates every row with the same pydantic
 model as the YAML file (`ParkDef`) and writes nothing unless every row is valid.
@@ -154,8 +154,11 @@ def load_portfolio(session: Session, data: PortfolioDef) -> LoadStats:
 
 # --------------------------------------------------------------------------- Excel
 
-def export_xlsx(session: Session) -> bytes:
-    """The park list as an .xlsx workbook (one sheet, 园区), ordered by code."""
+def export_xlsx(session: Session, industry_label=None) -> bytes:
+    """The portfolio as an .xlsx workbook: the park list (sheet 园区, ordered by code, the sheet
+    `import_xlsx` reads back) and the lists of `portfolio_sheets` (单元, 企业, 指标, 预警)."""
+    from .portfolio_sheets import write_lists
+
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False,
                                         "strings_to_urls": False, "strings_to_numbers": False})
@@ -184,6 +187,7 @@ def export_xlsx(session: Session) -> bytes:
         "validate": "list", "source": [s.value for s in ParkStage]})
     sheet.freeze_panes(1, 1)
     sheet.autofilter(0, 0, max(len(parks), 1), len(COLUMNS) - 1)
+    write_lists(book, session, industry_label or (lambda code: code))
     book.close()
     return buffer.getvalue()
 

@@ -35,6 +35,7 @@ class FieldSpec:
     max: float | None
     max_length: int
     editable_at: frozenset[str]
+    required_at: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class StepSpec:
     branches: tuple[BranchSpec, ...] = ()
     process: str | None = None
     inputs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    resume_at: tuple[str, ...] = ()  # child steps at which the waiting parent goes on
     outcome: Outcome | None = None
 
     @property

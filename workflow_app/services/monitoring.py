@@ -282,7 +282,7 @@ class DashboardFigures:
     occupancy: tuple[ParkOccupancy, ...]  # operating parks, per floor
     occupancy_all: ParkOccupancy  # the operating parks together
     warnings_by_grade: dict[str, int]  # open warnings: red, orange, yellow
-    overdue_by_department: tuple[tuple[str, str, int], ...]  # (code, name, open tasks past due)
+    overdue_by_department: tuple[tuple[str, str, int], ...]  # (code, name, applications past due there)
 
     @staticmethod
     def top(slices: tuple[Share, ...], n: int = 2) -> tuple[list[str], Decimal]:
@@ -373,8 +373,12 @@ def dashboard_figures(session: Session, *, now: datetime | None = None,
     overdue = tuple(
         (dept, departments[dept].name_zh if dept in departments else dept, count)
         for dept, count in session.execute(
-            select(Task.department, func.count()).where(Task.status == "open", Task.due_at < now)
-            .group_by(Task.department).order_by(func.count().desc(), Task.department)))
+            # approvals, not tasks: a 或签 step opens one task per member, but it is one application
+            # overdue at that department
+            select(Task.department, func.count(func.distinct(Task.instance_id)).label("n"))
+            .where(Task.status == "open", Task.due_at < now)
+            .group_by(Task.department).order_by(func.count(func.distinct(Task.instance_id)).desc(),
+                                                Task.department)))
     return DashboardFigures(
         factory_area_m2=total,
         by_location=breakdown(lambda p: p.location, lambda k: k),

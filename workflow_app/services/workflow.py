@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..engine import clock as task_clock
 from ..engine.calendar import WorkingCalendar
@@ -75,8 +75,13 @@ class Workflow:
 
     def __init__(self, store: DefinitionStore, calendar: WorkingCalendar | None = None,
                  clock: Callable[[], datetime] = utcnow, *, urge_interval: timedelta | None = URGE_INTERVAL,
-                 calendar_ttl: float = 60.0):
+                 calendar_ttl: float = 60.0, hooks=None):
         self.store = store
+        # What the shipped processes read from and write to the park portfolio (services/park_links);
+        # any object with prepare_start / prepare_act / finished will do.
+        if hooks is None:
+            from . import park_links as hooks
+        self.hooks = hooks
         self.calendar = calendar
         self.clock = clock
         self.urge_interval = urge_interval
@@ -109,10 +114,11 @@ class Workflow:
         now = self.clock()
         user, actor = load_actor(session, user_id, department=department, role="submitter")
         definition_id, spec = self.store.latest(session, key)
+        data, park_ref = self.hooks.prepare_start(session, spec, data)
         runtime = self.runtime(session)
         state, effect = runtime.start(spec, data, actor, department, now)
         return self._create(session, runtime, spec, definition_id, state, effect, actor, now,
-                            subject_ref=subject_ref)
+                            subject_ref=subject_ref or park_ref)
 
     def _create(self, session, runtime, spec, definition_id, state, effect, actor, now, *,
                 subject_ref=None, parent: tuple[int, int] | None = None) -> ActionResult:
@@ -165,6 +171,7 @@ class Workflow:
         state = self._state(session, row, spec)
         if request.action == "urge" and self.urge_interval:
             state.recent_urges = self._recent_urges(session, instance_id, now - self.urge_interval)
+        request = self.hooks.prepare_act(session, spec, state, request)
         effect = runtime.act(state, request, actor, now)
         return self._commit_effect(session, runtime, row, spec, state, effect, actor, now)
 
@@ -246,7 +253,12 @@ class Workflow:
             child_state, child_effect = runtime.start(child_spec, effect.start_child.data, submitter,
                                                       state.submitter_department, now)
             self._create(session, runtime, child_spec, definition_id, child_state, child_effect, actor,
-                         now, parent=(state.id, state.round))
+                         now, parent=(state.id, state.round),
+                         subject_ref=self.hooks.subject_of(session, child_spec.key, child_state.data))
+        if effect.moved and not effect.ended and state.parent_id is not None:
+            self._resume_at(session, runtime, state, actor, now)
+        if effect.ended:
+            self.hooks.finished(session, state, actor, now)
         if effect.ended and state.parent_id is not None:
             # Lock order: child, then parent (a void takes its children's locks first too, see `_act`).
             parent = self._lock(session, state.parent_id)
@@ -269,6 +281,30 @@ class Workflow:
                 child_effect = runtime.parent_voided(child_state, state.id, now)
                 self._commit_effect(session, runtime, child, child_spec, child_state, child_effect,
                                     actor, now)
+
+    def _resume_at(self, session, runtime, state, actor, now) -> None:
+        """`resume_at`: the parent goes on as soon as its child reaches one of the named steps.
+        A plain read first (one statement per move of a child), the lock only when it applies;
+        lock order child, then parent, as for a child's end."""
+        child = aliased(ProcessInstance)
+        look = session.execute(
+            select(ProcessInstance.definition_id, ProcessInstance.current_step,
+                   ProcessInstance.status, ProcessInstance.round, child.parent_round)
+            .join(child, child.parent_id == ProcessInstance.id)
+            .where(ProcessInstance.id == state.parent_id, child.id == state.id)).one()
+        step = self.store.spec(session, look.definition_id).steps.get(look.current_step)
+        if (look.status != InstanceStatus.running.value or look.round != look.parent_round
+                or step is None or state.current_step not in step.resume_at):
+            return
+        parent = self._lock(session, state.parent_id)
+        if (parent.status != InstanceStatus.running.value or parent.round != look.parent_round
+                or parent.current_step != look.current_step):
+            return  # it moved on between the read and the lock
+        parent_spec = self.store.spec(session, parent.definition_id)
+        parent_state = self._state(session, parent, parent_spec)
+        parent_effect = runtime.child_reached(parent_state, state.current_step, state.id, now)
+        self._commit_effect(session, runtime, parent, parent_spec, parent_state, parent_effect,
+                            actor, now)
 
     # ---------------------------------------------------------------- loading
     def _lock(self, session: Session, instance_id: int) -> ProcessInstance:

@@ -14,6 +14,7 @@ from wtforms import RadioField, SelectChoice, SelectField, StringField, TextArea
 from ..engine.organisation import Organisation
 from ..engine.schema import FieldType
 from ..engine.spec import FieldSpec, ProcessSpec
+from ..services import park_links
 from . import labels
 from .messages import field_message
 
@@ -64,6 +65,33 @@ def _input(f: FieldSpec, label: str, org: Organisation):
     return StringField(label, render_kw={"maxlength": f.max_length, **required})
 
 
+def _park_inputs(spec: ProcessSpec, names: list[str], data: dict | None) -> dict:
+    """A park that must already be in the portfolio (an admission's park) is chosen from it, not
+    typed: a select of the portfolio's parks of the allowed stages, read when the form is made."""
+    from ..container import services  # the web layer's service objects (not at import time)
+
+    wanted = {name: stages for name, stages in park_links.park_fields(spec.key).items()
+              if stages is not None and name in names}
+    if not wanted:
+        return {}
+    out = {}
+    with services().db.read() as s:
+        for f in spec.fields:
+            if f.name not in wanted:
+                continue
+            options = park_links.park_choices(s, wanted[f.name])
+            if f.name == "preferred_park":
+                options.append((park_links.NO_PREFERENCE, park_links.NO_PREFERENCE))
+            current = str((data or {}).get(f.name) or "")
+            if current and current not in {v for v, _l in options}:
+                options.append((current, current))  # an older value stays visible
+            choose = SelectChoice("", labels.pick(("— 请选择 —", "— choose —")))
+            out[f.name] = SelectField(labels.text(f.label), validate_choice=False,
+                                      choices=[choose] + [SelectChoice(v, l) for v, l in options],
+                                      render_kw={"aria-required": "true"} if f.required else {})
+    return out
+
+
 def _display(f: FieldSpec, value) -> object:
     if value is None:
         return None
@@ -76,8 +104,10 @@ def field_form(spec: ProcessSpec, names: list[str], org: Organisation, data: dic
                *, csrf: bool = False) -> FlaskForm:
     """A form with one input per field in `names` (prefixed `f-`), filled from stored `data` on
     GET and from the request on POST. CSRF is off by default: the action form around it has it."""
+    derived = {name for key, name in park_links.DERIVED_FIELDS if key == spec.key}
     attrs = {f.name: _input(f, labels.text(f.label), org)
-             for f in spec.fields if f.name in names}
+             for f in spec.fields if f.name in names and f.name not in derived}
+    attrs.update(_park_inputs(spec, [n for n in attrs], data))
     cls = type("FieldsForm", (FlaskForm,), attrs)
     initial = {f.name: _display(f, (data or {}).get(f.name)) for f in spec.fields if f.name in names}
     return cls(prefix=PREFIX, data=initial, meta={"csrf": csrf})

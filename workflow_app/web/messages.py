@@ -25,6 +25,17 @@ _FIELD = (
     (r"must be at least (.*)", r"不能小于 \1"),
     (r"must be at most (.*)", r"不能大于 \1"),
     (r"number (too long|out of range)", "数字超出范围"),
+    # the park portfolio (services/park_links.py)
+    (r"no park '(.*)' in the portfolio", r"园区台账中没有“\1”"),
+    (r"park (\S+) is not operating yet", r"园区 \1 尚未投入运营，不能办理入园"),
+    (r"the portfolio names (\S+) as the builder of (\S+)", r"园区台账中 \2 的建设主体为 \1"),
+    (r"no park has been matched yet", "尚未匹配园区，无法提供房源"),
+    (r"the units offered add up to (\S+) m²", r"所选单元合计 \1 m²，与填写的面积不符"),
+    (r"the units offered are on floor (.*)", r"所选单元位于 \1 层"),
+    (r"name the units, e\.g\. (.*)", r"请填写单元编号，如 \1"),
+    (r"(\S+) has no unit (.*)", r"\1 没有单元 \2"),
+    (r"not vacant: (.*)", r"单元 \1 已出租或出售，不是空置房源"),
+    (r"the park matched is not in the portfolio", "匹配园区不在园区台账中，无法登记入驻"),
 )
 
 _ACTION = (
@@ -101,6 +112,8 @@ _ACTION = (
     (r"field .* names no department", "表单未填写用于分派的部门"),
     (r"form has errors.*", "表单有误，请检查标出的字段"),
     (r"unknown or disabled user", "用户不存在或已停用"),
+    (r"cannot record the tenancy: not vacant: (.*)", r"无法登记入驻：单元 \1 已出租或出售，请退回运营方重新提供房源"),
+    (r"cannot record the tenancy: .*", "无法登记入驻：匹配园区或房源已不在园区台账中，请退回运营方"),
     (r"you are not a .* of .*", "您在该部门没有此角色"),
     (r"you do not submit for .*", "您不是该单位的项目填报人"),
     (r"you are not standing in for that person now", "您当前不是此人的代理人"),

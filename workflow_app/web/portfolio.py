@@ -31,7 +31,7 @@ from ..engine.errors import DefinitionError, Problem
 from ..models import (Building, Park, ParkIndicator, ParkWarning, ProcessDefinition,
                       ProcessInstance, Tenancy, Unit, User)
 from ..services import accounts, queries
-from ..services.matching import catalogue_or_default, check_homogeneity, match_units
+from ..services.matching import catalogue_or_default, check_homogeneity, industry_labels, match_units
 from ..services.monitoring import dashboard_figures
 from . import labels
 from .current import SignedIn, me
@@ -279,7 +279,8 @@ def export():
     svc = services()
     now = svc.clock()
     with svc.db.read() as s:
-        data = export_xlsx(s)
+        labels_zh = industry_labels()
+        data = export_xlsx(s, lambda code: labels_zh.get(code, code))
     with svc.db.write() as s:
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), kind="parks_xlsx",
                      bytes=len(data))
