@@ -17,6 +17,7 @@ of them could not do alone.
 from __future__ import annotations
 
 from . import forms
+from .errors import Refusal
 from .routing import Directory, own_side
 from .state import Actor, InstanceState, Origin, TaskState
 
@@ -45,54 +46,56 @@ def _people(actor: Actor) -> tuple[int, ...]:
 
 
 def review_refusal(inst: InstanceState, task: TaskState, people: tuple[int, ...],
-                   directory: Directory) -> str | None:
+                   directory: Directory) -> Refusal | None:
     """Why these people may not take part in deciding `task`, or None."""
     if task.origin is Origin.start:
         return None  # the submitter's own (re)submission
     if task_side(inst, task) is None:
         if inst.submitter in people:
-            return "a submitter cannot approve their own application"
+            return Refusal("a submitter cannot approve their own application", "self_approval")
         if inst.spec.rules.recusal == "submitter_group":
             group = directory.group_of(inst.submitter_department)
             if any(group in directory.user_groups(p) for p in people):
-                return "回避: you belong to the submitting group"
+                return Refusal("回避: you belong to the submitting group", "recusal")
     if inst.spec.rules.distinct_deciders:
         for person in people:
             other = inst.decided_steps.get(person, frozenset()) - {task.step}
             if other:
-                return f"you already decided step {sorted(other)[0]!r} of this application"
+                return Refusal(f"you already decided step {sorted(other)[0]!r} of this application",
+                               "same_decider")
     return None
 
 
 def decide_refusal(inst: InstanceState, task: TaskState, actor: Actor,
-                   directory: Directory) -> str | None:
+                   directory: Directory) -> Refusal | None:
     """None if `actor` may decide (or claim, transfer, delegate, add a signer to) `task` now."""
     who = actor.acting_for
     if task.delegate is not None:
-        return "the task is delegated and waits for the delegate's opinion"
+        return Refusal("the task is delegated and waits for the delegate's opinion", "not_assignee")
     if task.assignee is not None:
         if task.assignee != who:
-            return "this task is assigned to someone else"
+            return Refusal("this task is assigned to someone else", "not_assignee")
     elif (task.department, task.role) not in actor.acting_memberships:
-        return "you do not hold the role this task is queued for"
+        return Refusal("you do not hold the role this task is queued for", "no_role")
     return review_refusal(inst, task, _people(actor), directory)
 
 
 def handover_refusal(inst: InstanceState, task: TaskState, target: int | None, actor: Actor,
-                     directory: Directory, action: str) -> str | None:
+                     directory: Directory, action: str) -> Refusal | None:
     """Why `task` may not be handed to `target` (转办 / 委派 / 加签), or None."""
     if target is None:
-        return "choose a person"
+        return Refusal("choose a person", "not_allowed")
     if task.origin is Origin.start:
-        return "a returned application is resubmitted by its submitter"
+        return Refusal("a returned application is resubmitted by its submitter", "self_approval")
     if target in _people(actor):
-        return {"transfer": "the task is already yours",
-                "delegate": "you cannot delegate to yourself"}.get(action, "you cannot add yourself")
+        return Refusal({"transfer": "the task is already yours",
+                        "delegate": "you cannot delegate to yourself"}.get(action, "you cannot add yourself"),
+                       "not_allowed")
     if task_side(inst, task) is None and target == inst.submitter:
-        return "the submitter cannot decide their own application"
+        return Refusal("the submitter cannot decide their own application", "self_approval")
     reason = review_refusal(inst, task, (target,), directory)
-    if reason and reason.startswith("回避"):
-        return "回避: that person belongs to the submitting group"
+    if reason and reason.code == "recusal":
+        return Refusal("回避: that person belongs to the submitting group", "recusal")
     if reason:
-        return f"that person may not decide this task: {reason}"
+        return Refusal(f"that person may not decide this task: {reason}", reason.code)
     return None

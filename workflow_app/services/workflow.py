@@ -317,7 +317,7 @@ class Workflow:
             Substitution.user_id == absent_user, Substitution.substitute_id == actor.user_id,
             Substitution.starts_at <= now, Substitution.ends_at > now))
         if active is None:
-            raise Forbidden("you are not standing in for that person now")
+            raise Forbidden("you are not standing in for that person now", "not_substitute")
         _absent, absent_actor = load_actor(session, absent_user)
         return Actor(user_id=actor.user_id, name=actor.name, memberships=actor.memberships,
                      department=actor.department, role=actor.role, admin_role=actor.admin_role,

@@ -143,7 +143,7 @@ def act(iid: int):
             raise translated(err) from err
         submitter_id = instance.submitter_id
     if action == "urge" and user.id != submitter_id:
-        raise translated(Forbidden("only the submitter can urge"))
+        raise translated(Forbidden("only the submitter can urge", "not_submitter"))
     data = None
     if task is not None and (action in ("approve", "reject", "submit") or action in spec.custom_triggers()):
         names = field_forms.editable_at(spec, task.step, resubmit=task.origin == "start")
