@@ -68,6 +68,7 @@ def test_schema_is_json(cli):
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert {"key", "version", "steps", "transitions"} <= set(schema["properties"])
+    assert "required_at" in schema["$defs"]["FieldDef"]["properties"]
 
 
 def test_sync_stores_each_definition_once(cli, db):

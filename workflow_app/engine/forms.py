@@ -52,6 +52,17 @@ def clean(spec: ProcessSpec, raw: dict, editable: Iterable[str], current: dict |
     return result
 
 
+def require_at(spec: ProcessSpec, step: str, data: dict) -> None:
+    """Fields with `required_at: [step]` must be filled before `step` is approved or left by a
+    custom action (e.g. the meeting date of a collective decision); raise InvalidAction naming
+    them (`details['fields']`, the same shape as `clean`)."""
+    errors = {f.name: "required" for f in spec.fields
+              if step in f.required_at and data.get(f.name) in (None, "", [])}
+    if errors:
+        listing = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+        raise InvalidAction(f"form has errors — {listing}", fields=errors, step=step)
+
+
 def _stored(value: object) -> object:
     return str(value) if isinstance(value, (Decimal, date)) else value
 

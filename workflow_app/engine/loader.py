@@ -219,6 +219,7 @@ class _Compiler:
         seen: set[str] = set()
         out = []
         step_ids = {s.id for s in self.d.steps}
+        step_types = {s.id: s.type for s in self.d.steps}
         for i, f in enumerate(self.d.fields):
             if f.name in seen:
                 self.problem(("fields", i, "name"), f"duplicate field {f.name!r}")
@@ -226,8 +227,16 @@ class _Compiler:
             for j, s in enumerate(f.editable_at):
                 if s not in step_ids:
                     self.problem(("fields", i, "editable_at", j), f"unknown step {s!r}")
+            for j, s in enumerate(f.required_at):
+                if s not in step_types:
+                    self.problem(("fields", i, "required_at", j), f"unknown step {s!r}")
+                elif step_types[s] not in (StepType.task, StepType.parallel):
+                    self.problem(("fields", i, "required_at", j),
+                                 f"{s!r} is a {step_types[s].value} step; required_at names task or "
+                                 f"parallel steps (use 'required' for the start step)")
             out.append(FieldSpec(f.name, f.type, f.label, f.required, f.unit, tuple(f.choices or ()),
-                                 f.min, f.max, f.max_length, frozenset(f.editable_at)))
+                                 f.min, f.max, f.max_length, frozenset(f.editable_at),
+                                 frozenset(f.required_at)))
         if self.d.title_field and self.d.title_field not in seen:
             self.problem(("title_field",), f"unknown field {self.d.title_field!r}")
         return out

@@ -179,6 +179,8 @@ class Runtime(TaskActions, ClockActions):
         self._need_opinion(step, action, opinion)
         effect = Effect(TrailEntry(action, step.id, None, opinion, task.id))
         self._edit(inst, req, step, task, effect)
+        if action not in ("submit", "reject"):
+            forms.require_at(inst.spec, step.id, inst.data)  # fields this step cannot go on without
         self._complete(inst, task, action, opinion, actor, now, effect)
         if is_supplement(inst, task):  # 补正 answered: the step carries on where it stood
             self._supplied(inst, task, effect, now)

@@ -50,6 +50,10 @@ class FieldDef(_Strict):
     editable_at: list[Identifier] = Field(
         default_factory=list,
         description="steps (besides the start step) at which this field may be edited")
+    required_at: list[Identifier] = Field(
+        default_factory=list,
+        description="task or parallel steps that cannot be approved (or left by a custom action) "
+                    "while this field is empty, e.g. the meeting date at the collective decision")
     help: Text | None = None
 
     @model_validator(mode="after")

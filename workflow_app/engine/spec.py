@@ -35,6 +35,7 @@ class FieldSpec:
     max: float | None
     max_length: int
     editable_at: frozenset[str]
+    required_at: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
