@@ -69,6 +69,7 @@ def test_schema_is_json(cli):
     schema = json.loads(result.stdout)
     assert {"key", "version", "steps", "transitions"} <= set(schema["properties"])
     assert "required_at" in schema["$defs"]["FieldDef"]["properties"]
+    assert "resume_at" in schema["$defs"]["StepDef"]["properties"]
 
 
 def test_sync_stores_each_definition_once(cli, db):

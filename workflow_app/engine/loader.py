@@ -100,31 +100,56 @@ def load_catalogue(paths: list[str | Path], organisation_file: str | Path | None
                                               f"{catalogue.specs[spec.key].source}"))
             continue
         catalogue.specs[spec.key] = spec
-    known = set(catalogue.specs) | _sibling_keys(paths, catalogue)
+    known = {**_sibling_specs(paths, catalogue), **catalogue.specs}
     for spec in catalogue.specs.values():
         for step in spec.steps.values():
-            if step.type is StepType.subprocess and step.process not in known:
+            if step.type is not StepType.subprocess:
+                continue
+            child = known.get(step.process)  # type: ignore[arg-type]
+            if child is None:
                 catalogue.problems.append(Problem(
                     spec.source, step.line, safe_yaml.key_path(("steps", step.index, "process")),
                     f"unknown process {step.process!r}"))
+                continue
+            catalogue.problems.extend(_resume_problems(spec, step, child))
     return catalogue
 
 
-def _sibling_keys(paths: list[Path], catalogue: Catalogue) -> set[str]:
-    """Keys of the other definitions beside files validated on their own, so that checking one
-    file (`flask defs validate process_defs/lifecycle.yaml`) does not report its sub-process as
-    unknown. Their own problems are not reported: nobody asked to check them."""
+def _resume_problems(spec: ProcessSpec, step: StepSpec, child: ProcessSpec) -> list[Problem]:
+    """`resume_at` names steps of the child where the parent may go on: real steps the child
+    waits in (not its start, which it leaves at once, nor an end, which resumes the parent anyway)."""
+    found = []
+    for j, name in enumerate(step.resume_at):
+        target = child.steps.get(name)
+        if target is None:
+            message = f"unknown step {name!r} of process {child.key!r}"
+        elif target.type in (StepType.start, StepType.end):
+            message = (f"{name!r} is the {target.type.value} step of {child.key!r}; name a step "
+                       f"the child waits in")
+        else:
+            continue
+        found.append(Problem(spec.source, step.line,
+                             safe_yaml.key_path(("steps", step.index, "resume_at", j)), message))
+    return found
+
+
+def _sibling_specs(paths: list[Path], catalogue: Catalogue) -> dict[str, ProcessSpec]:
+    """The other definitions beside files validated on their own, so that checking one file
+    (`flask defs validate process_defs/lifecycle.yaml`) does not report its sub-process as
+    unknown, and its `resume_at` is checked against the real child. Their own problems are not
+    reported: nobody asked to check them."""
     loaded = {Path(s.source).resolve() for s in catalogue.specs.values()}
     folders = sorted({p.parent for p in paths if p.is_file()})
-    keys = set()
+    specs: dict[str, ProcessSpec] = {}
     for f in definition_files(folders):
         if f.resolve() in loaded:
             continue
         try:
-            keys.add(load_file(f).key)
+            spec = load_file(f)
         except (DefinitionError, OSError):
             continue
-    return keys
+        specs.setdefault(spec.key, spec)
+    return specs
 
 
 def _data_path(data: object, loc: tuple, missing: bool) -> tuple[tuple, bool]:
@@ -316,7 +341,8 @@ class _Compiler:
                 deadline=self._deadline(s.deadline, path + ("deadline",), False),
                 opinion_required=frozenset(s.opinion_required), return_to=tuple(s.return_to),
                 bulk_approve=s.bulk_approve, branches=tuple(branches), process=s.process,
-                inputs=MappingProxyType(dict(s.inputs)), outcome=s.outcome)
+                inputs=MappingProxyType(dict(s.inputs)), resume_at=tuple(s.resume_at),
+                outcome=s.outcome)
         return steps
 
     def _custom_triggers(self) -> set[str]:

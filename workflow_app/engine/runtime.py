@@ -98,6 +98,19 @@ class Runtime(TaskActions, ClockActions):
         self._move(parent, "approve" if outcome is InstanceStatus.approved else "reject", effect, now)
         return effect
 
+    def child_reached(self, parent: InstanceState, child_step: str, child_id: int,
+                      now: datetime) -> Effect:
+        """The child this instance waits on has reached a step named in `resume_at`: go on by the
+        step's `approve` transition, while the child carries on by itself."""
+        step = parent.spec.steps[parent.current_step]
+        if (parent.status is not InstanceStatus.running or step.type is not StepType.subprocess
+                or child_step not in step.resume_at):
+            raise Conflict("the parent does not wait for its sub-process to reach this step")
+        effect = Effect(TrailEntry("subprocess_resume", step.id, None,
+                                   details={"child": child_id, "child_step": child_step}))
+        self._move(parent, "approve", effect, now)
+        return effect
+
     def parent_voided(self, child: InstanceState, parent_id: int, now: datetime) -> Effect:
         """The instance this child was started for has been voided: void the child as well."""
         if child.status is not InstanceStatus.running:

@@ -159,6 +159,10 @@ class StepDef(_Strict):
     process: Identifier | None = None
     inputs: dict[Identifier, Identifier] = Field(
         default_factory=dict, description="child field <- parent field")
+    resume_at: list[Identifier] = Field(
+        default_factory=list,
+        description="steps of the child process: the parent goes on (by its approve transition) as "
+                    "soon as the child reaches one of them, instead of waiting for the child to end")
     # end
     outcome: Outcome | None = None
 
@@ -175,6 +179,8 @@ class StepDef(_Strict):
             raise ValueError("'branches' is only for parallel steps")
         if t is StepType.subprocess and not self.process:
             raise ValueError("a subprocess step needs 'process'")
+        if t is not StepType.subprocess and self.resume_at:
+            raise ValueError("'resume_at' is only for subprocess steps")
         if t is StepType.end and self.outcome is None:
             raise ValueError("an end step needs 'outcome'")
         if t is not StepType.end and self.outcome is not None:

@@ -96,6 +96,7 @@ class StepSpec:
     branches: tuple[BranchSpec, ...] = ()
     process: str | None = None
     inputs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    resume_at: tuple[str, ...] = ()  # child steps at which the waiting parent goes on
     outcome: Outcome | None = None
 
     @property

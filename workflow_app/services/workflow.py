@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..engine import clock as task_clock
 from ..engine.calendar import WorkingCalendar
@@ -247,6 +247,8 @@ class Workflow:
                                                       state.submitter_department, now)
             self._create(session, runtime, child_spec, definition_id, child_state, child_effect, actor,
                          now, parent=(state.id, state.round))
+        if effect.moved and not effect.ended and state.parent_id is not None:
+            self._resume_at(session, runtime, state, actor, now)
         if effect.ended and state.parent_id is not None:
             # Lock order: child, then parent (a void takes its children's locks first too, see `_act`).
             parent = self._lock(session, state.parent_id)
@@ -269,6 +271,30 @@ class Workflow:
                 child_effect = runtime.parent_voided(child_state, state.id, now)
                 self._commit_effect(session, runtime, child, child_spec, child_state, child_effect,
                                     actor, now)
+
+    def _resume_at(self, session, runtime, state, actor, now) -> None:
+        """`resume_at`: the parent goes on as soon as its child reaches one of the named steps.
+        A plain read first (one statement per move of a child), the lock only when it applies;
+        lock order child, then parent, as for a child's end."""
+        child = aliased(ProcessInstance)
+        look = session.execute(
+            select(ProcessInstance.definition_id, ProcessInstance.current_step,
+                   ProcessInstance.status, ProcessInstance.round, child.parent_round)
+            .join(child, child.parent_id == ProcessInstance.id)
+            .where(ProcessInstance.id == state.parent_id, child.id == state.id)).one()
+        step = self.store.spec(session, look.definition_id).steps.get(look.current_step)
+        if (look.status != InstanceStatus.running.value or look.round != look.parent_round
+                or step is None or state.current_step not in step.resume_at):
+            return
+        parent = self._lock(session, state.parent_id)
+        if (parent.status != InstanceStatus.running.value or parent.round != look.parent_round
+                or parent.current_step != look.current_step):
+            return  # it moved on between the read and the lock
+        parent_spec = self.store.spec(session, parent.definition_id)
+        parent_state = self._state(session, parent, parent_spec)
+        parent_effect = runtime.child_reached(parent_state, state.current_step, state.id, now)
+        self._commit_effect(session, runtime, parent, parent_spec, parent_state, parent_effect,
+                            actor, now)
 
     # ---------------------------------------------------------------- loading
     def _lock(self, session: Session, instance_id: int) -> ProcessInstance:

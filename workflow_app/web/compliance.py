@@ -31,7 +31,8 @@ bp = Blueprint("compliance", __name__, url_prefix="/compliance")
 EXPORT_LIMIT = 50_000
 ACTIONS = ("start", "submit", "approve", "reject", "return", "withdraw", "void", "transfer",
            "delegate", "resolve", "add_signer", "remove_signer", "claim", "release", "comment",
-           "cc", "urge", "timeout", "deemed_consent", "subprocess_end", "migrate")
+           "cc", "urge", "timeout", "deemed_consent", "subprocess_end", "subprocess_resume",
+           "migrate")
 FLAG_LABELS = {"late": ("逾期办理", "Decided late"), "return": ("退回", "Returns"),
                "withdraw": ("撤回", "Withdrawals"), "substitute": ("代办", "Substitutions"),
                "definition_mismatch": ("定义哈希不符", "Definition hash mismatch")}

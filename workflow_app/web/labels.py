@@ -25,6 +25,7 @@ ACTION = {
     "remove_signer": ("减签", "Removed signer"), "claim": ("认领", "Claimed"),
     "release": ("退回部门队列", "Released"), "comment": ("评论", "Commented"), "cc": ("抄送", "CC"),
     "urge": ("催办", "Urged"), "subprocess_end": ("子流程结束", "Sub-process ended"),
+    "subprocess_resume": ("子流程已到达继续环节", "Sub-process reached its resume step"),
     "migrate": ("迁移版本", "Migrated"), "definition_sync": ("同步流程定义", "Definition synced"),
     "timeout": ("超时", "Timed out"), "deemed_consent": ("逾期视为同意", "Deemed consent"),
 }
