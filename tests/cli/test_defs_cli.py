@@ -9,7 +9,7 @@ import pytest
 
 from tests.cli.runner import ROOT, Cli
 
-LINE = re.compile(r"^(?P<file>[^:]+\.yaml):(?P<line>\d+): (?P<key>\S+): (?P<message>.+)$")
+LINE = re.compile(r"^(?P<file>[^:]+\.ya?ml):(?P<line>\d+): (?P<key>\S+): (?P<message>.+)$")
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def cli(database_url, defs_dir):
 @pytest.fixture
 def invalid_dir(tmp_path):
     shutil.copy(ROOT / "process_defs" / "organisation.yaml", tmp_path)
-    for f in (ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"):
+    for f in (ROOT / "tests" / "fixtures" / "invalid").iterdir():
         shutil.copy(f, tmp_path)
     shutil.copy(ROOT / "tests" / "fixtures" / "review.yaml", tmp_path)  # one valid file among them
     return tmp_path
@@ -40,9 +40,28 @@ def test_validate_prints_file_line_key_message_and_exits_1(cli, invalid_dir):
         ("bad_condition.yaml", 13, "transitions[1].when"),
         ("broken_syntax.yaml", 5, "<yaml>"),
         ("unknown_step.yaml", 11, "transitions[1].dest"),
+        # every reference error of one file, not only the first
+        ("several_errors.yml", 7, "fields[0].required_at[0]"),
+        ("several_errors.yml", 10, "steps[1].assign.department"),
+        ("several_errors.yml", 10, "steps[1].return_to[0]"),
+        ("several_errors.yml", 11, "steps[2].id"),
+        ("several_errors.yml", 15, "transitions[1].when"),
+        ("several_errors.yml", 16, "transitions[2].dest"),
     }
     assert "unknown step 'finished'" in result.stdout and "attribute access" in result.stdout
-    assert "4 problem(s)" in result.stderr
+    assert "no way out" in result.stdout and "unknown step 'drafts'" in result.stdout
+    assert "10 problem(s)" in result.stderr
+
+
+@pytest.mark.parametrize("content", [None, "organisation_only", "text"])
+def test_validate_refuses_a_path_without_definitions(cli, tmp_path, content):
+    if content == "organisation_only":
+        shutil.copy(ROOT / "process_defs" / "organisation.yaml", tmp_path)
+    elif content == "text":
+        (tmp_path / "notes.txt").write_text("not a definition", encoding="utf-8")
+    result = cli("defs", "validate", str(tmp_path))
+    assert result.exit_code == 1
+    assert f"{tmp_path}:1: <file>: no process definitions (*.yaml, *.yml) found" in result.stdout
 
 
 def test_validate_a_single_file(cli, invalid_dir):
