@@ -97,3 +97,46 @@ def test_sync_stores_each_definition_once(cli, db):
     assert re.search(r"^review: revision 1 \(version 1, [0-9a-f]{12}\) new$", first.stdout, re.M)
     again = cli("defs", "sync")
     assert again.exit_code == 0 and " new" not in again.stdout
+
+
+@pytest.fixture
+def own_defs(tmp_path, database_url, db):
+    """A definitions folder of this test's own, to edit between syncs."""
+    shutil.copy(ROOT / "process_defs" / "organisation.yaml", tmp_path)
+    for name in ("review", "child"):
+        shutil.copy(ROOT / "tests" / "fixtures" / f"{name}.yaml", tmp_path)
+    runner = Cli(database_url, tmp_path)
+    yield tmp_path, runner
+    runner.close()
+
+
+def test_sync_warns_when_the_content_changes_but_the_version_does_not(own_defs):
+    folder, cli = own_defs
+    assert cli("defs", "sync").exit_code == 0
+    review = folder / "review.yaml"
+    review.write_text(review.read_text(encoding="utf-8").replace("title: {zh: 测试评审", "title: {zh: 测试评审（修订）"),
+                      encoding="utf-8")
+    changed = cli("defs", "sync")
+    assert changed.exit_code == 0, changed.output
+    assert re.search(r"^review: revision 2 \(version 1, [0-9a-f]{12}\) new$", changed.stdout, re.M)
+    assert (f"warning: {review}: content changed but its declared version '1' did not (revision 1 "
+            "has the same version); stored as revision 2") in changed.stderr
+    assert "child" not in changed.stderr
+    review.write_text(review.read_text(encoding="utf-8").replace('version: "1"', 'version: "2"'), encoding="utf-8")
+    bumped = cli("defs", "sync")
+    assert bumped.exit_code == 0 and "revision 3 (version 2" in bumped.stdout and "warning" not in bumped.stderr
+
+
+def test_diagram_prints_the_latest_mermaid(own_defs):
+    folder, cli = own_defs
+    missing = cli("defs", "diagram", "review")
+    assert missing.exit_code == 1 and "no process 'review' (run `flask defs sync`)" in missing.stderr
+    assert cli("defs", "sync").exit_code == 0
+    result = cli("defs", "diagram", "review")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.splitlines()[0].startswith(("stateDiagram", "flowchart", "graph"))
+    for step in ("draft", "assess", "joint", "sasac", "approved", "rejected"):
+        assert step in out
+    unknown = cli("defs", "diagram", "nosuch")
+    assert unknown.exit_code == 1 and "no process 'nosuch'" in unknown.stderr
