@@ -2,7 +2,11 @@
 the computation `flask trail anchor` and `flask trail verify` make. Usage:
     .venv/bin/python -m bench.anchor_digest INSTANCES EVENTS_PER_INSTANCE
 """
-import sys, time, sqlite3, tempfile, os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 from tests.conftest import migrate
@@ -26,3 +30,5 @@ with db.read() as s:
     digest, chains, events = anchor.state_digest(s, b"k", instances * per)
 dt = time.perf_counter() - t
 print(f"{events} events in {chains} chains: digest in {dt:.2f} s ({events / dt:,.0f} events/s)")
+db.dispose()
+shutil.rmtree(path.parent)

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from tests.cli.runner import Cli
 from tests.services.support import SMALL, act, events, open_task, start
 from tests.services.test_trail_tamper import chain, tamper  # noqa: F401  (the fixture)
+from workflow_app.engine.trail import HASHED_FIELDS, event_hash
 from workflow_app.services import anchor, archive, trail
 
 KEY = "anchor-test-key"
@@ -65,6 +66,26 @@ def test_cutting_a_tail_and_rewriting_the_head_is_caught_by_the_anchor(db, chain
     _first, iid, evs = chain
     anchor.create(db, KEY, NOW)
     cut_tail(db, iid, evs, keep=3)
+    assert chains_ok(db)
+    result = full_verify(db)
+    assert result.where == "anchor 1" and "differs from anchor 1" in result.broken.reason
+
+
+def test_rewriting_a_chain_with_recomputed_hashes_is_caught_by_the_anchor(db, chain):
+    """The chain hash is not keyed: a superuser can edit an event and recompute every later hash
+    and the head. The chains then verify; the anchor (keyed) does not."""
+    _first, iid, evs = chain
+    anchor.create(db, KEY, NOW)
+    prev = evs[1].hash
+    for e in evs[2:]:
+        row = {name: getattr(e, name) for name in HASHED_FIELDS}
+        if e.seq == 3:
+            row["opinion"] = "不同意"
+        new = event_hash(prev, row)
+        tamper(db, "UPDATE trail_event SET opinion = :o, prev_hash = :p, hash = :h WHERE id = :id",
+               o=row["opinion"], p=prev, h=new, id=e.id)
+        prev = new
+    tamper(db, "UPDATE process_instance SET trail_head = :h WHERE id = :i", h=prev, i=iid)
     assert chains_ok(db)
     result = full_verify(db)
     assert result.where == "anchor 1" and "differs from anchor 1" in result.broken.reason

@@ -128,6 +128,7 @@ class Workflow:
         session.flush()
         state.id = instance.id
         if parent:
+            state.parent_id = parent[0]  # so that `_follow_up` sees the parent from the first move
             effect.trail.details["parent"] = parent[0]
         self._clock_safety_net(runtime, spec, effect, now)
         opened = self._write_tasks(session, instance.id, effect, now)
