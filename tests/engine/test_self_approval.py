@@ -66,6 +66,9 @@ def test_the_submitter_never_decides_the_group_step_even_as_its_head():
         assert caught.value.reason == "self_approval"
     with pytest.raises(InvalidAction, match="submitter cannot decide"):
         run.act(21, "transfer", queue, user=12)
+    with pytest.raises(Forbidden) as stand_in:
+        run.act(12, "approve", queue, on_behalf_of=21)   # nor as a fellow head's stand-in
+    assert stand_in.value.reason == "self_approval"
     run.act(21, "claim", queue)
     with pytest.raises(InvalidAction, match="submitter cannot decide"):
         run.act(21, "delegate", queue, user=12)
