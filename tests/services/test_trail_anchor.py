@@ -6,6 +6,7 @@ Runs on SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from tests.cli.runner import Cli
 from tests.services.support import SMALL, act, events, open_task, start
 from tests.services.test_trail_tamper import chain, tamper  # noqa: F401  (the fixture)
+from workflow_app.engine.runtime import Request
 from workflow_app.engine.trail import HASHED_FIELDS, event_hash
 from workflow_app.services import anchor, archive, trail
 
@@ -148,6 +150,32 @@ def test_two_nodes_racing_write_one_anchor(db, chain, monkeypatch):
 
     monkeypatch.setattr(anchor, "_mac", node_b_first)
     assert anchor.create(db, KEY, NOW) is None
+    assert full_verify(db).ok
+
+
+def test_an_anchor_waits_for_events_still_being_written(db, chain, store, workflow, clock):
+    """PostgreSQL hands out event ids before commit: an action holding id n uncommitted while a
+    later one (n + 1) commits must not be left out of an anchor that covers n + 1 — the anchor
+    waits for it (SHARE lock barrier), so the verification later finds the same trail."""
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: nothing is in flight while the anchor reads")
+    first, iid, evs = chain
+    slow = db._writer()
+    slow.begin()
+    workflow.act(slow, evs[0].actor_id, first, Request("comment", opinion="未提交"))  # id n, in flight
+    later = start(db, workflow, evs[0].actor_id, data=SMALL)                        # id n + 1, committed
+    made: list = []
+    worker = threading.Thread(target=lambda: made.append(anchor.create(db, KEY, NOW)))
+    try:
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()                 # held at the barrier by the open transaction
+        slow.commit()
+    finally:
+        slow.close()                             # (rolls back if the assertion failed)
+        worker.join(10)
+    assert made and made[0].last_event_id == events(db, later)[-1].id
+    assert events(db, first)[-1].id < made[0].last_event_id  # the in-flight event is inside
     assert full_verify(db).ok
 
 
