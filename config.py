@@ -17,6 +17,9 @@ class Config:
     PROCESS_DEFS = os.environ.get("PROCESS_DEFS", str(BASE_DIR / "process_defs"))
     CALENDARS = os.environ.get("CALENDARS", str(BASE_DIR / "process_defs" / "calendars"))
     REDIS_URL = os.environ.get("REDIS_URL")
+    # HMAC key of the trail anchors (services/anchor.py): kept OUT of the database, e.g. in the
+    # environment of the cron job and of whoever runs `flask trail verify`.
+    TRAIL_ANCHOR_KEY = os.environ.get("TRAIL_ANCHOR_KEY")
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
     # Stated, never inherited: Flask-Limiter's init_app defaults a missing RATELIMIT_ENABLED to
     # whatever the previous app in the process had, so one app with limits off would switch them
@@ -55,11 +58,13 @@ class Config:
 
 class DevConfig(Config):
     DEBUG = False
+    TRAIL_ANCHOR_KEY = os.environ.get("TRAIL_ANCHOR_KEY", "dev-only-anchor-key")
 
 
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
+    TRAIL_ANCHOR_KEY = os.environ.get("TRAIL_ANCHOR_KEY", "test-anchor-key")
     DATABASE_URL = os.environ.get("TEST_APP_DATABASE_URL", "sqlite://")
     RATELIMIT_STORAGE_URI = "memory://"
 

@@ -96,6 +96,8 @@ def defs_sync() -> None:
     for r in results:
         click.echo(f"{r.key}: revision {r.revision} (version {r.version}, {r.content_hash[:12]})"
                    f"{' new' if r.created else ''}")
+        if r.warning:
+            click.echo(f"warning: {r.warning}", err=True)
 
 
 @defs_cli.command("diagram")
@@ -104,9 +106,15 @@ def defs_diagram(key: str) -> None:
     """Print the Mermaid diagram of the latest version of KEY."""
     from .engine.diagram import mermaid
 
+    from .engine.errors import NotFound
+
     svc = services()
-    with svc.db.read() as s:
-        _id, spec = svc.store.latest(s, key)
+    try:
+        with svc.db.read() as s:
+            _id, spec = svc.store.latest(s, key)
+    except NotFound as missing:
+        click.echo(str(missing), err=True)
+        sys.exit(1)
     click.echo(mermaid(spec))
 
 

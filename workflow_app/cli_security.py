@@ -26,6 +26,7 @@ def register(app: Flask) -> None:
 
     trail_cli.add_command(trail_archive, "archive")
     trail_cli.add_command(trail_verify, "verify")
+    trail_cli.add_command(trail_anchor, "anchor")
     app.cli.add_command(backup_command, "backup")
     app.cli.add_command(restore_command, "restore")
 
@@ -47,14 +48,47 @@ def _report(result) -> None:
 @with_appcontext
 @click.option("--archive", "archives", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="an archive file written by `flask trail archive` (repeat for several)")
-def trail_verify(archives: tuple[str, ...]) -> None:
-    """Verify every hash chain (and the archives given); exit 1 naming the first broken event."""
+@click.option("--anchors", "anchor_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="an export file written by `flask trail anchor --export` (repeat for several)")
+def trail_verify(archives: tuple[str, ...], anchor_files: tuple[str, ...]) -> None:
+    """Verify every hash chain (and the archives given) and the trail anchors (with
+    TRAIL_ANCHOR_KEY); exit 1 naming the first broken event or anchor."""
+    from .services.anchor import AnchorRefused
     from .services.archive import verify
 
     svc = services()
-    with svc.db.read() as s:
-        result = verify(s, [Path(a) for a in archives])
+    try:
+        with svc.db.read() as s:
+            result = verify(s, [Path(a) for a in archives],
+                            anchor_key=current_app.config.get("TRAIL_ANCHOR_KEY"),
+                            anchor_exports=[Path(a) for a in anchor_files])
+    except AnchorRefused as refused:
+        click.echo(str(refused), err=True)
+        sys.exit(1)
     _report(result)
+
+
+@click.command("anchor")
+@with_appcontext
+@click.option("--export", "export_file", type=click.Path(dir_okay=False),
+              help="also append the anchor to this file (JSON lines); keep it off the database host")
+def trail_anchor(export_file: str | None) -> None:
+    """Write a keyed checkpoint of every chain (cron-able, safe on many nodes at once)."""
+    from .services.anchor import AnchorRefused, create, export
+
+    svc = services()
+    try:
+        made = create(svc.db, current_app.config.get("TRAIL_ANCHOR_KEY"), svc.clock())
+    except AnchorRefused as refused:
+        click.echo(str(refused), err=True)
+        sys.exit(1)
+    if made is None:
+        click.echo("already anchored by another node just now; nothing written")
+        return
+    if export_file:
+        export(made, Path(export_file))
+    click.echo(f"anchor {made.seq}: events up to id {made.last_event_id}, {made.events} events in "
+               f"{made.chains} chains, digest {made.digest[:16]}")
 
 
 @click.command("archive")
@@ -116,5 +150,5 @@ def restore_command(source: str, yes: bool) -> None:
         sys.exit(1)
     click.echo(f"restored from {source} ({used})")
     with svc.db.read() as s:
-        result = verify(s)
+        result = verify(s, anchor_key=current_app.config.get("TRAIL_ANCHOR_KEY"))
     _report(result)

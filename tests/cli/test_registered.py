@@ -9,7 +9,7 @@ from config import TestConfig
 DOCUMENTED = {
     "db": {"upgrade"},
     "defs": {"validate", "schema", "sync", "diagram", "migrate"},
-    "trail": {"verify", "archive"},
+    "trail": {"verify", "archive", "anchor"},
     "tokens": {"create"},
     "demo": {"load", "logins"},
     "sla": {"sweep", "worker"},

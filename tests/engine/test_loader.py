@@ -352,3 +352,27 @@ def test_json_schema_export():
     step = schema["$defs"]["StepDef"]
     assert set(t.value for t in StepType) == set(schema["$defs"]["StepType"]["enum"])
     assert {"assign", "mode", "quorum", "branches", "return_to", "outcome"} <= set(step["properties"])
+
+
+# ------------------------------------------------------------------ non-finite numbers
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e999"])
+def test_non_finite_bounds_are_refused_where_they_are_written(value):
+    text = edit((5, f"  - {{name: amount, type: decimal, label: {{zh: 金额}}, min: {value}, max: {value}}}"))
+    found = problems(text)
+    assert [(p.line, p.key) for p in found] == [(5, "fields[0].max"), (5, "fields[0].min")]
+    assert all("finite" in p.message for p in found)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("  - {id: sign, type: task, title: {zh: 会签}, assign: {department: audit, role: compliance}, mode: quorum, quorum: .nan}",
+     "steps[2].quorum"),
+    ("  - {id: sign, type: task, title: {zh: 会签}, assign: {department: audit, role: compliance}, deadline: {working_days: .inf}}",
+     "steps[2].deadline.working_days"),
+])
+def test_non_finite_numbers_anywhere_numeric(text, key):
+    check(one(edit((10, text))), 10, key, "finite")
+
+
+def test_non_finite_number_in_a_condition():
+    check(one(edit((18, '      - {when: "amount >= 1e999", dest: sign}'))), 18,
+          "transitions[1].decide[0].when", "numbers must be finite")

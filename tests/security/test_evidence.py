@@ -67,7 +67,7 @@ def test_guard_is_installed_and_back_after_maintenance(app, people):
     db = app.extensions["parkflow"].db
     with db.engine.connect() as conn:
         names = append_only.installed(conn)
-    assert len(names) == 4, names
+    assert len(names) == 6, names  # trail_event, security_event, trail_anchor
     with db.engine.begin() as conn, append_only.suspended(conn):
         pass
     with db.engine.connect() as conn:
@@ -190,4 +190,4 @@ def test_backup_and_restore_round_trip(app, people, database_url, defs_dir, tmp_
     assert snapshot(app) == saved
     assert [e.action for e in _events(app, iid)] == ["start", "claim", "approve", "claim", "approve"]
     with app.extensions["parkflow"].db.engine.connect() as conn:
-        assert len(append_only.installed(conn)) == 4                 # the guard came back too
+        assert len(append_only.installed(conn)) == 6                 # the guard came back too

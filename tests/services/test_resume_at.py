@@ -94,3 +94,21 @@ def test_resume_at_only_on_subprocess_steps(resume_dir):
         encoding="utf-8")
     [problem] = load_catalogue([path]).problems
     assert (problem.line, problem.key) == (11, "steps[2]") and "only for subprocess steps" in problem.message
+
+
+def test_a_child_that_reaches_the_resume_step_when_it_starts_resumes_the_parent_at_once(db, resume_dir, clock):
+    """resume_at naming the child's first step: the parent goes on in the action that started the
+    child (one transaction: parent moved, child started, parent moved again)."""
+    path = resume_dir / "parent_resume.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("resume_at: [follow_up]", "resume_at: [check]"),
+                    encoding="utf-8")
+    store = DefinitionStore(resume_dir)
+    workflow = Workflow(store, WorkingCalendar.from_directory(ROOT / "process_defs" / "calendars"), clock)
+    people = setup(db, store, clock)
+    parent = start(db, workflow, people["submitter"], "parent_resume", {"name": "澥浦园区"})
+    child = _child(db, parent)
+    assert instance(db, child).current_step == "check"
+    assert instance(db, parent).current_step == "close"
+    assert [e.action for e in events(db, parent)] == ["start", "subprocess_resume"]
+    with db.read() as s:
+        assert trail.verify(s).ok

@@ -130,7 +130,7 @@ def _check_visible(s, who, instance_id: int, on_behalf_of: int | None) -> None:
     if s.scalar(select(Substitution.id).where(
             Substitution.user_id == on_behalf_of, Substitution.substitute_id == who.user_id,
             Substitution.starts_at <= now, Substitution.ends_at > now)) is None:
-        raise Forbidden("you are not standing in for that person now")
+        raise Forbidden("you are not standing in for that person now", "not_substitute")
     visible_to_user(s, on_behalf_of, instance_id)
 
 

@@ -54,7 +54,8 @@ def verify_trail():
     """
     who = current()
     if who.admin_role not in OVERSIGHT_ADMINS and not any(who.holds_role(r) for r in OVERSIGHT_ROLES):
-        raise Forbidden("only compliance reviewers and the audit administrator verify the trail")
+        raise Forbidden("only compliance reviewers and the audit administrator verify the trail",
+                        "not_allowed")
     with services().db.read() as s:
         result = trail.verify(s)
     broken = result.broken

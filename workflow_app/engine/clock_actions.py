@@ -146,10 +146,11 @@ class ClockActions:
         if task.origin is Origin.start:
             raise InvalidAction("the submitter's own task has no time limit", task_id=task.id)
         if (task.department, "head") not in actor.acting_memberships:
-            raise Forbidden("only the head of the task's department can grant an extension", task_id=task.id)
+            raise Forbidden("only the head of the task's department can grant an extension", "not_head",
+                            task_id=task.id)
         refusal = review_refusal(inst, task, tuple({actor.acting_for, actor.user_id}), self.directory)  # type: ignore[attr-defined]
         if refusal:
-            raise Forbidden(refusal, task_id=task.id)
+            raise refusal.forbidden(task_id=task.id)
         days = self._days(req)
         if not opinion:
             raise InvalidAction("give the reason: an opinion is required to grant an extension")

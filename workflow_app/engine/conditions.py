@@ -9,6 +9,7 @@ whose own limits on string length and repetition stay in force) over plain data 
 from __future__ import annotations
 
 import ast
+import math
 import operator as op
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -96,6 +97,8 @@ def compile_condition(source: str, known_names: set[str] | frozenset[str]) -> Co
                 raise ConditionSyntaxError("bytes literals are not allowed in conditions")
             if isinstance(node.value, complex):
                 raise ConditionSyntaxError("complex numbers are not allowed in conditions")
+            if isinstance(node.value, float) and not math.isfinite(node.value):
+                raise ConditionSyntaxError("numbers must be finite (1e999 is infinity)")
             if isinstance(node.value, float):
                 # Form numbers are Decimal; `investment_wan * 1.1` must not mix in binary floats
                 # (Decimal * float is a TypeError, and 0.1 is not exact).

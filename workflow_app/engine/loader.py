@@ -56,11 +56,17 @@ class Catalogue:
     problems: list[Problem] = field(default_factory=list)
 
 
+SUFFIXES = (".yaml", ".yml")
+
+
 def definition_files(paths: list[Path]) -> list[Path]:
+    """Process files: the `*.yaml` and `*.yml` files of each folder (not the organisation file),
+    and each file named directly."""
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(f for f in p.glob("*.yaml") if f.name != ORGANISATION_FILE))
+            files.extend(sorted(f for f in p.iterdir() if f.suffix in SUFFIXES and f.is_file()
+                                and f.stem != Path(ORGANISATION_FILE).stem))
         else:
             files.append(p)
     return files
@@ -85,7 +91,11 @@ def load_catalogue(paths: list[str | Path], organisation_file: str | Path | None
         org = Organisation()
         problems.extend(exc.problems)
     catalogue = Catalogue(org, problems=problems)
-    for path in definition_files(paths):
+    files = definition_files(paths)
+    if not files:
+        where = ", ".join(str(p) for p in paths) or "."
+        catalogue.problems.append(Problem(where, 1, "<file>", "no process definitions (*.yaml, *.yml) found"))
+    for path in files:
         try:
             spec = load_file(path, org if org.departments else None)
         except FileNotFoundError:
@@ -227,15 +237,20 @@ class _Compiler:
         fields = self._fields()
         steps = self._steps()
         transitions = self._transitions(steps)
-        if self.problems:
-            raise DefinitionError(self.problems)
+        # The graph checks run even when references are broken, so that one run lists every
+        # problem of the file: on the transitions that do connect known steps. Reachability is
+        # only judged on a complete graph (a typo in one `dest` would otherwise also report the
+        # intended step as unreachable).
+        linked = tuple(t for t in transitions if t.source in steps and t.dest in steps)
         spec = ProcessSpec(
             key=d.key, version=d.version, title=d.title, subject=d.subject,
             description=d.description, rules=d.rules, fields=tuple(fields),
-            steps=MappingProxyType(steps), transitions=tuple(transitions),
+            steps=MappingProxyType(steps), transitions=linked,
             content_hash=content_hash(self.text), source=self.loc.source, source_text=self.text,
             title_field=d.title_field)
-        self._graph_checks(spec)
+        if any(s.type is StepType.start for s in steps.values()):
+            self._graph_checks(spec, complete=len(linked) == len(transitions),
+                               leaving={t.source for t in transitions})
         if self.problems:
             raise DefinitionError(self.problems)
         return spec
@@ -382,8 +397,10 @@ class _Compiler:
                                               t.label, len(out)))
         return out
 
-    def _graph_checks(self, spec: ProcessSpec) -> None:
+    def _graph_checks(self, spec: ProcessSpec, complete: bool = True,
+                      leaving: set[str] | None = None) -> None:
         index = {s.id: i for i, s in enumerate(self.d.steps)}
+        leaving = leaving if leaving is not None else {t.source for t in spec.transitions}
         reachable = {spec.start_step.id}
         todo = [spec.start_step.id]
         while todo:
@@ -394,9 +411,9 @@ class _Compiler:
                     todo.append(t.dest)
         for step in spec.steps.values():
             path = ("steps", index[step.id])
-            if step.id not in reachable:
+            if complete and step.id not in reachable:
                 self.problem(path + ("id",), f"step {step.id!r} cannot be reached from the start")
-            if step.type is not StepType.end and not spec.triggers_from(step.id):
+            if step.type is not StepType.end and step.id not in leaving:
                 self.problem(path + ("id",), f"step {step.id!r} has no way out (no transition leaves it)")
             elif step.type is StepType.subprocess:
                 # The child may end approved or not (rejected, withdrawn, void): the parent must
@@ -409,7 +426,7 @@ class _Compiler:
             for j, target in enumerate(step.return_to):
                 if target not in spec.steps:
                     self.problem(path + ("return_to", j), f"unknown step {target!r}")
-                elif target not in earlier or target == step.id:
+                elif complete and (target not in earlier or target == step.id):
                     self.problem(path + ("return_to", j), f"{target!r} is not an earlier step")
                 elif spec.steps[target].type not in (StepType.start, StepType.task, StepType.parallel):
                     self.problem(path + ("return_to", j), f"cannot return to a {spec.steps[target].type.value} step")

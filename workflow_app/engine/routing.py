@@ -3,8 +3,9 @@
 `department` may be a code, `$submitter` (the submitter's department) or `$submitter_group`
 (the SOE group above it); `department_field` reads the code from the form (e.g. the park's owner
 group); `rule` is a first-match table. Reviewers never include the submitter, nor (with
-`rules.recusal: submitter_group`) anyone in the submitter's group; steps assigned to the
-submitting side itself (`$submitter`, `$submitter_group`) are exempt, see `own_side`. The directory (people and memberships) is a small protocol
+`rules.recusal: submitter_group`) anyone in the submitter's group. A `$submitter` step asks exactly the submitter (their
+own work); a `$submitter_group` step asks the group's members except the submitter and is exempt
+from recusal (see `own_side`, `permissions`). The directory (people and memberships) is a small protocol
 the service implements over the database, so routing stays pure and testable.
 """
 from __future__ import annotations
@@ -69,8 +70,8 @@ def resolve(assign: AssignSpec, data: dict, submitter_department: str,
 def own_side(assign: AssignSpec, data: dict) -> str | None:
     """`$submitter` / `$submitter_group` when the assignment (or its matching rule row) names the
     submitting side itself, else None. Such steps are the submitter's or their group's own acts
-    (supplying documents, recording the group's 三重一大 decision), not reviews: the rules that
-    keep the submitting side out of reviews (self-approval, 回避) do not apply to them."""
+    (supplying documents, recording the group's 三重一大 decision), not external reviews: 回避 does
+    not apply to them; self-approval still does on `$submitter_group` steps."""
     try:
         department, _field, _role = _pick(assign, data)
     except InvalidAction:
@@ -95,8 +96,8 @@ def route(*, step: str, branch: str | None, assign: AssignSpec, mode: Mode, quor
     if side == SUBMITTER:
         return [task(10, submitter, TaskStatus.open, Origin.route)]
     submitter_group = directory.group_of(submitter_department)
-    if side == SUBMITTER_GROUP:
-        eligible = list(directory.members(department, role))
+    if side == SUBMITTER_GROUP:  # the group decides, not the submitter (self-approval)
+        eligible = [u for u in directory.members(department, role) if u != submitter]
     else:
         eligible = [u for u in directory.members(department, role) if u != submitter
                     and not (recusal and submitter_group in directory.user_groups(u))]

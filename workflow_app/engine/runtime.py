@@ -32,7 +32,7 @@ from .calendar import WorkingCalendar
 from .clock_actions import ClockActions, is_supplement
 from .effects import (ADD_POSITIONS, DECISIONS, MAX_OPINION, ChildStart, Effect, Request,
                       TrailEntry)
-from .errors import Conflict, Forbidden, InvalidAction
+from .errors import Conflict, Forbidden, InvalidAction, Refusal
 from .machine import machine_for
 from .permissions import counts_as_decision, decide_refusal
 from .routing import Directory, route
@@ -62,7 +62,7 @@ class Runtime(TaskActions, ClockActions):
     def start(self, spec: ProcessSpec, raw_data: dict, actor: Actor, submitter_department: str,
               now: datetime) -> tuple[InstanceState, Effect]:
         if (submitter_department, "submitter") not in actor.memberships and not actor.system:
-            raise Forbidden(f"you do not submit for {submitter_department}")
+            raise Forbidden(f"you do not submit for {submitter_department}", "no_role")
         data = forms.clean(spec, raw_data, [f.name for f in spec.fields])
         inst = InstanceState(spec=spec, status=InstanceStatus.running, current_step=spec.start_step.id,
                              round=1, data=data, submitter=actor.user_id,
@@ -159,14 +159,14 @@ class Runtime(TaskActions, ClockActions):
                            status=task.status.value)
         return task
 
-    def may_decide(self, inst: InstanceState, task: TaskState, actor: Actor) -> str | None:
+    def may_decide(self, inst: InstanceState, task: TaskState, actor: Actor) -> Refusal | None:
         """None if `actor` may decide `task` now, else the reason why not (see `permissions`)."""
         return decide_refusal(inst, task, actor, self.directory)
 
     def _check_decider(self, inst: InstanceState, task: TaskState, actor: Actor) -> None:
         reason = self.may_decide(inst, task, actor)
         if reason:
-            raise Forbidden(reason, task_id=task.id)
+            raise reason.forbidden(task_id=task.id)
 
     def _need_opinion(self, step: StepSpec | None, action: str, opinion: str | None) -> None:
         required = step.opinion_required if step else frozenset()
@@ -231,9 +231,9 @@ class Runtime(TaskActions, ClockActions):
 
     def _do_withdraw(self, inst, req, actor, opinion, now) -> Effect:
         if actor.user_id != inst.submitter:
-            raise Forbidden("only the submitter can withdraw an application")
+            raise Forbidden("only the submitter can withdraw an application", "not_submitter")
         if not inst.spec.rules.withdraw:
-            raise Forbidden("this process does not allow withdrawal")
+            raise Forbidden("this process does not allow withdrawal", "withdraw_disabled")
         acted = [t for t in inst.tasks if t.status is TaskStatus.done and t.origin is not Origin.start]
         if acted:
             raise Conflict("the current step has already acted; withdrawal is no longer possible")
@@ -246,7 +246,7 @@ class Runtime(TaskActions, ClockActions):
 
     def _do_void(self, inst, req, actor, opinion, now) -> Effect:
         if actor.admin_role != "system":
-            raise Forbidden("only the system administrator can void an application")
+            raise Forbidden("only the system administrator can void an application", "admin_only")
         if not opinion:
             raise InvalidAction("a reason is required to void an application")
         effect = Effect(TrailEntry("void", inst.current_step, None, opinion))

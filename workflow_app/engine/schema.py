@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+# `.nan`, `.inf` (and 1e999, which YAML reads as infinity) are refused where the file is read,
+# not when a form is checked against them.
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -44,8 +47,8 @@ class FieldDef(_Strict):
     required: bool = False
     unit: str | None = Field(default=None, description="万元, m², 亩, 人 ... shown beside the input")
     choices: list[str] | None = Field(default=None, description="allowed values for type enum")
-    min: float | None = None
-    max: float | None = None
+    min: FiniteNumber | None = None
+    max: FiniteNumber | None = None
     max_length: int = Field(default=2000, ge=1, le=20000)
     editable_at: list[Identifier] = Field(
         default_factory=list,

@@ -32,7 +32,7 @@ class TaskActions:
     def _handover_target(self, inst: InstanceState, task: TaskState, req, actor: Actor) -> int:
         reason = handover_refusal(inst, task, req.user, actor, self.directory, req.action)  # type: ignore[attr-defined]
         if reason:
-            raise InvalidAction(reason, task_id=task.id)
+            raise InvalidAction(str(reason), task_id=task.id, reason=reason.code)
         return req.user
 
     # -- department queues ----------------------------------------------------------------
@@ -49,7 +49,7 @@ class TaskActions:
     def _do_release(self, inst, req, actor, opinion, now) -> Effect:
         task = self._open_task(inst, req)
         if task.origin is not Origin.queue or task.assignee != actor.acting_for:
-            raise Forbidden("only a task you claimed from a department queue can be released")
+            raise Forbidden("only a task you claimed from a department queue can be released", "not_assignee")
         if task.delegate is not None:
             raise InvalidAction("the task is delegated; wait for the delegate's opinion first")
         task.assignee = None
@@ -82,7 +82,7 @@ class TaskActions:
     def _do_resolve(self, inst, req, actor, opinion, now) -> Effect:
         task = self._open_task(inst, req)
         if task.delegate is None or task.delegate != actor.acting_for:
-            raise Forbidden("this task is not delegated to you")
+            raise Forbidden("this task is not delegated to you", "not_assignee")
         if not opinion:
             raise InvalidAction("give your opinion for the owner of the task")
         task.delegate = None
@@ -124,7 +124,7 @@ class TaskActions:
         if task.origin is not Origin.added:
             raise InvalidAction("only signers added with 加签 can be removed")
         if task.added_by != actor.acting_for:
-            raise Forbidden("only the person who added a signer can remove them")
+            raise Forbidden("only the person who added a signer can remove them", "not_allowed")
         effect = Effect(TrailEntry("remove_signer", task.step, None, opinion, task.id,
                                    details={"user": task.assignee}))
         self._cancel([task], effect)  # type: ignore[attr-defined]
@@ -153,7 +153,7 @@ class TaskActions:
     def _do_urge(self, inst, req, actor, opinion, now) -> Effect:
         coordinator = any(d in self.coordinators for d, _r in actor.memberships)  # type: ignore[attr-defined]
         if actor.user_id != inst.submitter and not coordinator and not actor.system:
-            raise Forbidden("only the submitter or the coordinating body can urge")
+            raise Forbidden("only the submitter or the coordinating body can urge", "not_submitter")
         waiting = [t for t in inst.tasks if t.status is TaskStatus.open
                    and (req.task_id is None or t.id == req.task_id)]
         if not waiting:

@@ -6,9 +6,9 @@ from .process import CarbonCopy, ProcessDefinition, ProcessInstance, Task
 from .park import Building, Enterprise, Park, ParkIndicator, Tenancy, Unit
 from .monitoring import ParkWarning
 from .security import SecurityEvent
-from .trail import TrailEvent, TrailHead
+from .trail import TrailAnchor, TrailEvent, TrailHead
 from .notification import CalendarYear, Notification
 
-__all__ = ["ApiToken", "Base", "utcnow", "Department", "LoginSession", "Membership", "Substitution", "User",
+__all__ = ["TrailAnchor", "ApiToken", "Base", "utcnow", "Department", "LoginSession", "Membership", "Substitution", "User",
            "CarbonCopy", "ProcessDefinition", "ProcessInstance", "Task", "TrailEvent", "TrailHead", "SecurityEvent",
            "Building", "Enterprise", "Park", "ParkIndicator", "Tenancy", "Unit", "ParkWarning"]

@@ -59,3 +59,20 @@ class TrailHead(Base):
     chain: Mapped[str] = mapped_column(String(40), primary_key=True)
     head: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(BigInt)
+
+
+class TrailAnchor(Base):
+    """A checkpoint of the whole trail (services/anchor.py): every chain's head and length as of
+    event id `last_event_id`, digested with a key that is not in the database and chained to
+    the previous anchor by `prev_mac`. Append-only like the trail."""
+
+    __tablename__ = "trail_anchor"
+
+    seq: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column()
+    last_event_id: Mapped[int] = mapped_column(BigInt)
+    chains: Mapped[int] = mapped_column(BigInt)
+    events: Mapped[int] = mapped_column(BigInt)
+    digest: Mapped[str] = mapped_column(String(64))
+    prev_mac: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))

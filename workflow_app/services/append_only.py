@@ -20,7 +20,7 @@ from typing import Iterator
 
 from sqlalchemy import Connection, text
 
-TABLES = ("trail_event", "security_event")
+TABLES = ("trail_event", "security_event", "trail_anchor")
 
 
 @contextmanager

@@ -181,9 +181,11 @@ class Verification:
         return self
 
 
-def verify(session: Session, archives: list[Path] | None = None, batch: int = 5000) -> Verification:
+def verify(session: Session, archives: list[Path] | None = None, batch: int = 5000, *,
+           anchor_key: str | bytes | None = None, anchor_exports: list[Path] = ()) -> Verification:
     """Every live chain (archived instances excluded, and they must have no live events), the
-    system chain, then each archive file against the system chain's record of it."""
+    system chain, each archive file against the system chain's record of it, then the anchors
+    (services/anchor.py) when a key is given."""
     result = Verification()
     archived = archived_ids(session)
     heads = {r.id: (r.trail_head, r.trail_count) for r in session.execute(
@@ -235,6 +237,28 @@ def verify(session: Session, archives: list[Path] | None = None, batch: int = 50
     if records and len(archives or []) < len(records):
         result.notes.append(f"{len(records)} archive(s) recorded in the system chain, "
                             f"{len(archives or [])} supplied and checked")
+    return _verify_anchors(session, result, anchor_key, anchor_exports)
+
+
+def _verify_anchors(session: Session, result: Verification, key, exports) -> Verification:
+    from . import anchor
+
+    if not key:
+        if session.scalar(select(func.count()).select_from(anchor.TrailAnchor)):
+            result.notes.append("anchors not checked: TRAIL_ANCHOR_KEY is not set")
+        return result
+    checked = anchor.check(session, key, list(exports))
+    if checked.problem is not None:
+        return result.fail(f"anchor {checked.problem.anchor}", Break(None, checked.problem.anchor or 0,
+                                                                      checked.problem.reason))
+    if checked.latest is None:
+        result.notes.append("no trail anchor yet: run `flask trail anchor` (e.g. from cron)")
+    else:
+        latest = checked.latest
+        result.notes.append(f"{checked.anchors} anchor(s) verified; the latest (no. {latest.seq}, "
+                            f"{latest.created_at:%Y-%m-%d %H:%M} UTC) covers events up to id "
+                            f"{latest.last_event_id}: {latest.events} events in {latest.chains} chains; "
+                            f"later events are protected by the hash chains only")
     return result
 
 

@@ -29,6 +29,7 @@ class SyncResult:
     version: str
     content_hash: str
     created: bool
+    warning: str | None = None  # e.g. the content changed but the declared version did not
 
 
 class DefinitionStore:
@@ -71,9 +72,19 @@ class DefinitionStore:
             row = session.scalar(select(ProcessDefinition).where(
                 ProcessDefinition.key == key, ProcessDefinition.content_hash == spec.content_hash))
             created = row is None
+            warning = None
             if row is None:
-                revision = (session.scalar(select(func.max(ProcessDefinition.revision))
-                                           .where(ProcessDefinition.key == key)) or 0) + 1
+                previous = session.execute(
+                    select(ProcessDefinition.revision, ProcessDefinition.version)
+                    .where(ProcessDefinition.key == key)
+                    .order_by(ProcessDefinition.revision.desc()).limit(1)).first()
+                revision = (previous.revision if previous else 0) + 1
+                if previous is not None and previous.version == spec.version:
+                    # Still stored (the content hash is the identity), but people read the
+                    # version: two different texts both called "1" confuse audits and migrations.
+                    warning = (f"{spec.source}: content changed but its declared version "
+                               f"{spec.version!r} did not (revision {previous.revision} has the same "
+                               f"version); stored as revision {revision} — raise `version:`")
                 row = ProcessDefinition(
                     key=key, revision=revision, version=spec.version, content_hash=spec.content_hash,
                     title_zh=spec.title.zh, title_en=spec.title.en,
@@ -90,7 +101,7 @@ class DefinitionStore:
                                     definition_id=row.id, definition_hash=row.content_hash,
                                     details={"key": key, "revision": row.revision,
                                              "version": row.version, "new": created})
-            results.append(SyncResult(key, row.revision, row.version, row.content_hash, created))
+            results.append(SyncResult(key, row.revision, row.version, row.content_hash, created, warning))
         return results
 
     def sync_departments(self, session: Session) -> None:

@@ -68,10 +68,10 @@ def load_actor(session: Session, user_id: int, *, department: str | None = None,
     unknown or disabled user, and when `department`/`role` is given but not held."""
     rows = core_connection(session).execute(_ACTOR, {"user_id": user_id}).all()
     if not rows or not rows[0].is_active:
-        raise Forbidden("unknown or disabled user")
+        raise Forbidden("unknown or disabled user", "not_allowed")
     memberships = frozenset((r.department_code, r.role) for r in rows if r.department_code is not None)
     if department is not None and (department, role) not in memberships:
-        raise Forbidden(f"you are not a {role} of {department}")
+        raise Forbidden(f"you are not a {role} of {department}", "no_role")
     first = rows[0]
     user = ActingUser(first.id, first.username, first.display_name, first.admin_role)
     return user, Actor(user_id=user.id, name=user.display_name, memberships=memberships,

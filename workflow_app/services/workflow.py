@@ -134,6 +134,7 @@ class Workflow:
         session.flush()
         state.id = instance.id
         if parent:
+            state.parent_id = parent[0]  # so that `_follow_up` sees the parent from the first move
             effect.trail.details["parent"] = parent[0]
         self._clock_safety_net(runtime, spec, effect, now)
         opened = self._write_tasks(session, instance.id, effect, now)
@@ -353,7 +354,7 @@ class Workflow:
             Substitution.user_id == absent_user, Substitution.substitute_id == actor.user_id,
             Substitution.starts_at <= now, Substitution.ends_at > now))
         if active is None:
-            raise Forbidden("you are not standing in for that person now")
+            raise Forbidden("you are not standing in for that person now", "not_substitute")
         _absent, absent_actor = load_actor(session, absent_user)
         return Actor(user_id=actor.user_id, name=actor.name, memberships=actor.memberships,
                      department=actor.department, role=actor.role, admin_role=actor.admin_role,
