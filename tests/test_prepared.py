@@ -131,3 +131,22 @@ def test_statement_joins_the_sessions_transaction(pdb):
             raise RuntimeError("abort")
     with pdb.read() as session:
         assert session.execute(select(_T.c.id)).all() == []
+
+
+def test_cursor_listeners_see_prepared_statements(pdb):
+    from sqlalchemy import event
+
+    seen = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement.split()[0], executemany))
+
+    event.listen(pdb.engine, "before_cursor_execute", listener)
+    try:
+        with pdb.write() as session:
+            conn = core_connection(session)
+            _insert(conn, "a")
+            _SET_FLAG.many(conn, [{"name": "a", "p_flag": True}])
+    finally:
+        event.remove(pdb.engine, "before_cursor_execute", listener)
+    assert seen == [("INSERT", False), ("UPDATE", True)]

@@ -73,6 +73,7 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
 
 
 _CONNECTION = "parkflow_core_connection"
+_BOUND = object()
 
 
 def core_connection(session: Session) -> Connection:
@@ -83,10 +84,13 @@ def core_connection(session: Session) -> Connection:
     more than many of the statements run on it); a new transaction gets its connection afresh."""
     if session.autoflush:
         session.flush()
-    transaction = session.get_transaction()
     cached = session.info.get(_CONNECTION)
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        return cached[1]
+    if cached is not None:
+        if cached[0] is _BOUND:  # `Database.write()`: the session's one connection, for its life
+            return cached[1]
+        transaction = session.get_transaction()
+        if transaction is not None and cached[0] is transaction:
+            return cached[1]
     conn = session.connection()
     session.info[_CONNECTION] = (session.get_transaction(), conn)
     return conn
@@ -119,7 +123,7 @@ class Database:
         # prepared statement — and is committed here, after the final flush.
         with self.engine.connect() as conn:
             session = Session(bind=conn, join_transaction_mode="rollback_only", expire_on_commit=False)
-            session.info[_CONNECTION] = (None, conn)
+            session.info[_CONNECTION] = (_BOUND, conn)
             try:
                 yield session
                 session.flush()

@@ -12,6 +12,7 @@ and does only what each call needs:
   for the result columns that have one, chosen from the first cursor description;
 * a missing required parameter is a `KeyError` (never a silent NULL); expanding parameters
   (`IN` lists) are refused at construction: their SQL depends on the values;
+* `before_cursor_execute` listeners see the statement (statement counters, tracing);
 * a driver error is raised as SQLAlchemy's `DBAPIError` family (`IntegrityError` ...) through the
   connection's own handler, which also invalidates the connection pool on a disconnect.
 
@@ -122,17 +123,22 @@ class Prepared:
         else:
             parameters = [compiled.bind(p) for p in many]
         cursor = conn.connection.dbapi_connection.cursor()
+        sql = compiled.sql
+        if conn._has_events or conn.engine._has_events:
+            # Listeners (statement counters, tracing) see these statements like any other.
+            for fn in conn.dispatch.before_cursor_execute:
+                sql, parameters = fn(conn, cursor, sql, parameters, None, many is not None)
         try:
             if many is None:
-                cursor.execute(compiled.sql, parameters)
+                cursor.execute(sql, parameters)
             else:
-                cursor.executemany(compiled.sql, parameters)
+                cursor.executemany(sql, parameters)
         except BaseException as exc:
             try:
                 if isinstance(exc, conn.dialect.loaded_dbapi.Error):
                     # SQLAlchemy's own handler: the DBAPIError subclass, handle_error events, and
                     # on a disconnect the connection (and the pool) invalidated.
-                    conn._handle_dbapi_exception(exc, compiled.sql, parameters, cursor, None)
+                    conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
                 raise
             finally:
                 cursor.close()

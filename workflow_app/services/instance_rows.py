@@ -28,10 +28,11 @@ from ..engine.effects import Effect
 from ..engine.permissions import NOT_DECIDING
 from ..engine.state import Origin, TaskState, TaskStatus
 from ..engine.trail import HASHED_FIELDS
-from ..models import ProcessInstance, Task, TrailEvent
+from ..models import ProcessDefinition, ProcessInstance, Task, TrailEvent
 from ..prepared import Prepared
 
 _I, _T, _E = ProcessInstance.__table__, Task.__table__, TrailEvent.__table__
+_D = ProcessDefinition.__table__
 
 
 class LockedInstance(NamedTuple):
@@ -50,10 +51,13 @@ class LockedInstance(NamedTuple):
     trail_head: str
     trail_count: int
     title: str
+    definition_hash: str  # the definition's content hash: the key of the compiled-spec cache
 
 
-_LOCK = Prepared(select(*[_I.c[f] for f in LockedInstance._fields])
-                 .where(_I.c.id == bindparam("instance_id")).with_for_update(), row=LockedInstance)
+# FOR UPDATE OF the instance only: the definition row is shared by every instance of it.
+_LOCK = Prepared(select(*[_I.c[f] for f in LockedInstance._fields[:-1]], _D.c.content_hash)
+                 .select_from(_I.join(_D, _D.c.id == _I.c.definition_id))
+                 .where(_I.c.id == bindparam("instance_id")).with_for_update(of=_I), row=LockedInstance)
 
 
 def lock(conn: Connection, instance_id: int) -> LockedInstance | None:

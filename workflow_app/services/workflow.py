@@ -8,7 +8,8 @@ Order of work inside `act` (the lock order every writer follows, so actions cann
   4. write changed tasks, insert new ones, update the instance with a version check, append
      exactly one trail event; start or resume a sub-process in the same transaction.
 If a concurrent action committed first, step 2 sees its result and the engine answers Conflict;
-nothing of the losing action is written.
+nothing of the losing action is written. The SQL of each step lives in `instance_rows` (prepared
+statements on the transaction's connection); this module owns the order and the rules.
 
 Sub-processes keep one order too: child before parent. A child's last action holds the child and
 then locks the parent it resumes; a void locks the parent's running children before the parent.
@@ -73,6 +74,7 @@ class Workflow:
         self.clock = clock
         self.urge_interval = urge_interval
         self.years = CalendarYears(calendar_ttl)
+        self._coordinators: tuple[Any, frozenset[str]] | None = None  # (organisation, its coordinators)
 
     def working_calendar(self, session: Session | None = None, *, force: bool = False) -> WorkingCalendar | None:
         """The file calendar plus the years loaded into the database (None: no due dates)."""
@@ -81,8 +83,11 @@ class Workflow:
         return self.years.apply(session, self.calendar, force=force)
 
     def runtime(self, session: Session) -> Runtime:
-        return Runtime(SqlDirectory(session, self.store.organisation), self.working_calendar(session),
-                       coordinators=frozenset(self.store.organisation.coordinators()),
+        organisation = self.store.organisation
+        if self._coordinators is None or self._coordinators[0] is not organisation:
+            self._coordinators = (organisation, frozenset(organisation.coordinators()))
+        return Runtime(SqlDirectory(session, organisation), self.working_calendar(session),
+                       coordinators=self._coordinators[1],
                        urge_interval=self.urge_interval)
 
     def days_left(self, task: Any, now: datetime | None = None) -> task_clock.DaysLeft | None:
@@ -153,7 +158,7 @@ class Workflow:
                 ProcessInstance.parent_id == instance_id, ProcessInstance.status == "running")
                 .order_by(ProcessInstance.id).with_for_update()).all()
         row = self._lock(session, instance_id)
-        spec = self.store.spec(session, row.definition_id)
+        spec = self.store.spec(session, row.definition_id, row.definition_hash)
         runtime = self.runtime(session)
         state = self._state(session, row, spec)
         if request.action == "urge" and self.urge_interval:
@@ -167,7 +172,7 @@ class Workflow:
         """Run a system event on one instance under its lock (the caller's transaction): `make`
         returns the effects, each committed in turn with its own trail event (actor 系统)."""
         row = self._lock(session, instance_id)
-        spec = self.store.spec(session, row.definition_id)
+        spec = self.store.spec(session, row.definition_id, row.definition_hash)
         runtime = self.runtime(session)
         state = self._state(session, row, spec)
         effects = make(runtime, state) if state.status is InstanceStatus.running else []
@@ -238,7 +243,7 @@ class Workflow:
             child_round = session.scalar(select(ProcessInstance.parent_round)
                                          .where(ProcessInstance.id == state.id))
             if parent.status == InstanceStatus.running.value and parent.round == child_round:
-                parent_spec = self.store.spec(session, parent.definition_id)
+                parent_spec = self.store.spec(session, parent.definition_id, parent.definition_hash)
                 parent_state = self._state(session, parent, parent_spec)
                 parent_effect = runtime.child_finished(parent_state, state.status, state.id, now)
                 self._commit_effect(session, runtime, parent, parent_spec, parent_state,
@@ -249,7 +254,7 @@ class Workflow:
                 ProcessInstance.parent_id == state.id, ProcessInstance.status == "running")).all()
             for child_id in children:  # already locked by `_act`
                 child = self._lock(session, child_id)
-                child_spec = self.store.spec(session, child.definition_id)
+                child_spec = self.store.spec(session, child.definition_id, child.definition_hash)
                 child_state = self._state(session, child, child_spec)
                 child_effect = runtime.parent_voided(child_state, state.id, now)
                 self._commit_effect(session, runtime, child, child_spec, child_state, child_effect,
