@@ -188,9 +188,10 @@ def update_instance(session: Session, conn: Connection, instance_id: int, values
     if expected_version is not None:
         params["expected_version"] = expected_version
     done = _update_statement(frozenset(values), expected_version is not None).rowcount(conn, params)
-    held = session.identity_map.get(identity_key(ProcessInstance, instance_id))
-    if held is not None:
-        session.expire(held, list(values))
+    if len(session.identity_map):  # usually empty on the action path: no key to build
+        held = session.identity_map.get(identity_key(ProcessInstance, instance_id))
+        if held is not None:
+            session.expire(held, list(values))
     return done
 
 
