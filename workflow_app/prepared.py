@@ -124,7 +124,7 @@ class Prepared:
             parameters = [compiled.bind(p) for p in many]
         cursor = conn.connection.dbapi_connection.cursor()
         sql = compiled.sql
-        if conn._has_events or conn.engine._has_events:
+        if (conn._has_events or conn.engine._has_events) and conn.dispatch.before_cursor_execute:
             # Listeners (statement counters, tracing) see these statements like any other.
             for fn in conn.dispatch.before_cursor_execute:
                 sql, parameters = fn(conn, cursor, sql, parameters, None, many is not None)
