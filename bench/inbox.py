@@ -2,7 +2,8 @@
 `queries.queue_tasks` (部门待认领, a department queue), first page, newest first.
 
 Each query runs as a page view would: its own read session from `Database.read()` (so the pool
-checkout, pre-ping and BEGIN are inside the measurement), through the product's query function
+checkout, BEGIN and ROLLBACK are inside the measurement; the engine does no pre-ping, see
+`database.make_engine`), through the product's query function
 including building the row objects. Users and queues are drawn at random (fixed seed). The plan
 of each query is saved with `EXPLAIN (ANALYZE, BUFFERS)` for its heaviest user/queue and for a
 typical one.

@@ -158,7 +158,6 @@ def inbox_case(st: Settings, refill: bool) -> list[Result]:
     from . import bigdata, inbox
 
     marker = bigdata.ensure(st.big_instances, refill=refill, url=st.big_url, log=_log)
-    _drop_prototype_indexes(st.big_url)  # never measure the product with a leftover bench index
     figures = run_bounded(inbox.measure, (st.big_url, st.inbox_queries, st.budget), st.budget * 3 + 120)
     out = []
     for key, title in (("my_tasks", "inbox: my open tasks (queries.my_tasks), p95"),
@@ -173,19 +172,10 @@ def inbox_case(st: Settings, refill: bool) -> list[Result]:
 def _plan_note(plan: dict) -> str:
     parts = []
     for label, p in plan.items():
-        idx = ", ".join(i for i in p["indexes"] if i.startswith(("ix_task", "bench_proposed"))) or "no task index"
+        idx = ", ".join(i for i in p["indexes"] if i.startswith("ix_task")) or "no task index"
         seq = f"; seq scan on {', '.join(p['seq_scans'])}" if p["seq_scans"] else ""
         parts.append(f"{label}: {idx}{seq}, {p['execution_ms']} ms")
     return "EXPLAIN " + "; ".join(parts)
-
-
-def _drop_prototype_indexes(url: str) -> None:
-    """Indexes an earlier version of this benchmark built for its prototype (`bench_proposed_*`)."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name in ("bench_proposed_delegate_open", "bench_proposed_queue_open_id"):
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 def trail_case(st: Settings, refill: bool, workers: int) -> Result:

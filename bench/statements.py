@@ -1,8 +1,10 @@
 """Round trips per action: which statements ParkFlow sends for one start and one approval.
 
 On PostgreSQL an action costs mostly its round trips (PITFALLS.md), so the list of statements,
-beside the raw driver's fixed count, explains most of the gap. Pings of `pool_pre_ping` and the
-BEGIN/COMMIT pair are counted too. Not timed; run once per backend.
+beside the raw driver's fixed count, explains most of the gap. The BEGIN/COMMIT pair is counted
+too, and pings if `pool_pre_ping` were ever switched on (the product's engine does not ping).
+Prepared statements (`workflow_app.prepared`) fire `before_cursor_execute` like SQLAlchemy's own,
+so they are counted. Not timed; run once per backend.
 """
 from __future__ import annotations
 

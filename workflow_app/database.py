@@ -72,12 +72,28 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
             raise DBAPIError.instance(statement, (), exc, sqlite3.Error, dialect=connection.dialect) from exc
 
 
+_CONNECTION = "parkflow_core_connection"
+_BOUND = object()
+
+
 def core_connection(session: Session) -> Connection:
     """The session's connection for Core statements on hot paths, after the flush
-    `session.execute` would have done (rows added in this transaction are visible)."""
+    `session.execute` would have done (rows added in this transaction are visible).
+
+    Cached in `session.info` for the session's current transaction (`session.connection()` costs
+    more than many of the statements run on it); a new transaction gets its connection afresh."""
     if session.autoflush:
         session.flush()
-    return session.connection()
+    cached = session.info.get(_CONNECTION)
+    if cached is not None:
+        if cached[0] is _BOUND:  # `Database.write()`: the session's one connection, for its life
+            return cached[1]
+        transaction = session.get_transaction()
+        if transaction is not None and cached[0] is transaction:
+            return cached[1]
+    conn = session.connection()
+    session.info[_CONNECTION] = (session.get_transaction(), conn)
+    return conn
 
 
 class Database:
@@ -88,7 +104,6 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, echo=echo, pool_size=pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
                                     expire_on_commit=False)
         # PostgreSQL autocommit: each statement is its own atomic snapshot, and no BEGIN/ROLLBACK
@@ -100,8 +115,26 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One transaction: commits when the block ends, rolls back on any exception."""
-        with self._writer.begin() as session:
-            yield session
+        # One connection, one transaction, the Session bound to that connection: hot paths find
+        # it in `session.info` without asking the Session, and Core statements and the ORM share
+        # the transaction. It begins with the first statement (not here: on SQLite BEGIN
+        # IMMEDIATE takes the write lock, which a block should not hold before it needs it), by
+        # whichever comes first — the Session (`rollback_only`: it never commits on its own) or a
+        # prepared statement — and is committed here, after the final flush.
+        with self.engine.connect() as conn:
+            session = Session(bind=conn, join_transaction_mode="rollback_only", expire_on_commit=False)
+            session.info[_CONNECTION] = (_BOUND, conn)
+            try:
+                yield session
+                session.flush()
+                if conn.in_transaction():
+                    conn.commit()
+            except BaseException:
+                if conn.in_transaction():
+                    conn.rollback()
+                raise
+            finally:
+                session.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -239,3 +239,26 @@ def test_concurrent_copies_of_a_keyed_request_start_one_instance(app, tokens):
     assert sorted(r[:2] for r in results) == [(201, False), (201, True), (201, True), (201, True)]
     assert len({r[2] for r in results}) == 1
     assert counts(app)[0] == 1
+
+
+def test_a_decision_identifies_its_token_once(app, client, tokens):
+    """The 三员 gate (web/security.py) and the API's authentication share one token lookup: a
+    decision POST reads `api_token` once, outside any transaction (Database.peek)."""
+    from sqlalchemy import event
+
+    iid = start(client, tokens["submitter"]).get_json()["result"]["instance_id"]
+    task = open_tasks(client.get(f"/api/v1/instances/{iid}", headers=bearer(tokens["submitter"])).get_json())[0]
+    engine = app.extensions["parkflow"].db.engine
+    lookups = []
+
+    def seen(_conn, _cursor, statement, _params, _context, _many):
+        if "FROM api_token" in statement:
+            lookups.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        r = act(client, tokens["promo1"], iid, action="claim", task_id=task["id"])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert r.status_code == 200
+    assert len(lookups) == 1

@@ -188,3 +188,28 @@ def test_cli_migrate(db, defs, store, workflow, clock, database_url):
     finally:
         cli.close()
     assert instance(db, iid).current_step == "evaluate"
+
+
+def test_compiled_specs_are_keyed_by_content_hash_not_row_id(db, defs, tmp_path_factory, clock):
+    """A definition id means what the database says (another database, a restore, an emptied and
+    refilled one): one store serving two databases where id N holds different texts must compile
+    each text, never hand out the spec it cached for the other."""
+    store = DefinitionStore(defs)
+    with db.write() as s:
+        store.sync(s, clock())
+        first_id = s.scalar(select(ProcessDefinition.id).where(ProcessDefinition.key == "review"))
+    with db.read() as s:
+        assert "assess" in store.spec(s, first_id).steps
+    # The same id now holds revision 2's text (as it would in a restored or other database).
+    other = DefinitionStore(defs)
+    rev2 = tmp_path_factory.mktemp("rev2")
+    shutil.copy(ROOT / "process_defs" / "organisation.yaml", rev2)
+    (rev2 / "review.yaml").write_text(REV2, encoding="utf-8")
+    spec2 = DefinitionStore(rev2).catalogue().specs["review"]
+    with db.write() as s:
+        row = s.get(ProcessDefinition, first_id)
+        row.source_text, row.content_hash = REV2, spec2.content_hash
+    with db.read() as s:
+        assert "evaluate" in store.spec(s, first_id).steps and "assess" not in store.spec(s, first_id).steps
+        assert store.latest(s, "review")[1].content_hash == spec2.content_hash
+    assert set(store._specs) == {spec2.content_hash, other.catalogue().specs["review"].content_hash}

@@ -39,7 +39,7 @@ def test_round_trip_through_the_database_with_a_fresh_service(db, defs_dir, stor
     act(db, workflow, people["plan1"], iid, "approve", open_task(db, iid, assignee=people["plan1"], step="joint").id)
 
     fresh_store = DefinitionStore(defs_dir)
-    assert fresh_store._specs == {}
+    assert fresh_store._specs == {}  # keyed by content hash
     fresh = Workflow(fresh_store, WorkingCalendar.from_directory(ROOT / "process_defs" / "calendars"), clock)
     plan1_task = next(t for t in tasks(db, iid, "done") if t.assignee_id == people["plan1"])
     with pytest.raises(Conflict):

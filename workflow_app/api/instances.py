@@ -34,7 +34,7 @@ def detail(instance_id: int):
     _in_range(instance_id)
     with svc.db.read() as s:
         visible_instance(s, who, instance_id)
-        return instance_detail(s, svc.store, instance_id)
+        return instance_detail(s, instance_id)
 
 
 @bp.post("/instances")
@@ -156,7 +156,7 @@ def _write(run, json_data: dict, headers_data: dict):
                                      path=request.path, ip=request.remote_addr or "")
         # The instance as this transaction leaves it, read before it commits: no second
         # transaction (BEGIN + ROLLBACK round trips) after the write.
-        instance = instance_detail(s, svc.store, out["instance_id"])
+        instance = instance_detail(s, out["instance_id"])
     headers = {"Idempotent-Replayed": "true"} if out["replayed"] else {}
     return {"result": out, "instance": instance}, status, headers
 

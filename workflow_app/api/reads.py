@@ -12,7 +12,6 @@ from ..container import services
 from ..database import core_connection
 from ..engine.errors import NotFound
 from ..models import ProcessDefinition, ProcessInstance, Task, TrailEvent, User
-from ..services.definitions import DefinitionStore
 from ..services.queries import InboxRow, can_view
 from ..services.tokens import TokenIdentity
 
@@ -55,8 +54,13 @@ _INSTANCE_FIELDS = ("id", "process_key", "definition_id", "title", "status", "cu
                     "form_data", "created_at", "updated_at", "ended_at")
 # Three statements, built once, plain rows (Core): the instance with its submitter's name, every
 # task with its assignee's name, the trail.
-_DETAIL_INSTANCE = (select(*[_I[f] for f in _INSTANCE_FIELDS], _SUBMITTER.c.display_name)
-                    .select_from(ProcessInstance.__table__.outerjoin(_SUBMITTER, _SUBMITTER.c.id == _I.submitter_id))
+# The definition's declared version comes with the instance (a join): no spec is compiled and no
+# statement added to build a response.
+_D = ProcessDefinition.__table__.c
+_DETAIL_INSTANCE = (select(*[_I[f] for f in _INSTANCE_FIELDS], _D.version, _SUBMITTER.c.display_name)
+                    .select_from(ProcessInstance.__table__
+                                 .join(ProcessDefinition.__table__, _D.id == _I.definition_id)
+                                 .outerjoin(_SUBMITTER, _SUBMITTER.c.id == _I.submitter_id))
                     .where(_I.id == bindparam("iid")))
 _DETAIL_TASKS = (select(*[_T[f] for f in _TASK_FIELDS], _ASSIGNEE.c.display_name)
                  .select_from(Task.__table__.outerjoin(_ASSIGNEE, _ASSIGNEE.c.id == _T.assignee_id))
@@ -65,7 +69,7 @@ _DETAIL_EVENTS = (select(*[_E[f] for f in _EVENT_FIELDS]).where(_E.instance_id =
                   .order_by(_E.seq))
 
 
-def instance_detail(session: Session, store: DefinitionStore, instance_id: int) -> dict:
+def instance_detail(session: Session, instance_id: int) -> dict:
     """The instance, every task of every round (oldest first) and its trail, as plain data.
     Callers check visibility first (`visible_instance`)."""
     conn = core_connection(session)
@@ -74,14 +78,13 @@ def instance_detail(session: Session, store: DefinitionStore, instance_id: int) 
     if row is None:
         raise NotFound("no such application")
     instance = dict(zip(_INSTANCE_FIELDS, row))
-    spec = store.spec(session, instance["definition_id"])
     n = len(_TASK_FIELDS)
     tasks = [{**dict(zip(_TASK_FIELDS, t[:n])), "assignee_name": t[n] if t.assignee_id else None}
              for t in conn.execute(_DETAIL_TASKS, params)]
     events = [dict(zip(_EVENT_FIELDS, e)) for e in conn.execute(_DETAIL_EVENTS, params)]
     return {
         **{f: instance[f] for f in _INSTANCE_FIELDS if f != "form_data"},
-        "definition_version": spec.version, "submitter_name": row[-1] or "",
+        "definition_version": row[-2], "submitter_name": row[-1] or "",
         "data": dict(instance["form_data"] or {}), "tasks": tasks, "trail": events,
     }
 

@@ -7,9 +7,20 @@ plus `cn_<year>.yaml` plus the district's closures) with every `CalendarYear` ro
 event `calendar_load` records the year and the hash); `deadlines.recompute_provisional` then moves
 the due dates that were provisional because that year was unknown.
 
-Each process re-reads the (tiny) table at most every `ttl` seconds; a due date computed in that
-window on a stale calendar is provisional and the SLA sweeper recomputes it on its next pass, so
-nothing is guessed silently and no process keeps a different calendar for long.
+Each process re-reads the (tiny) table at most every `ttl` seconds (60 by default) rather than on
+every action, and the sweeper always re-reads it (`force=True`). Why that TTL is safe across
+processes and hosts:
+
+* a year newly loaded: a process that has not seen it yet treats the year as unknown, so any due
+  date reaching into it is marked provisional (never guessed silently), and the sweeper —
+  reading the table afresh — recomputes it with a trail event on its next pass;
+* a year replaced by a corrected schedule: due dates already computed are not moved by a
+  replacement, whether they were computed a month or a second before the load; a stale process
+  only widens that existing window by at most `ttl` seconds. Loading a correction is an
+  administrator's act recorded in the trail (`calendar_load`, with the old and new hash), and the
+  due dates it concerns can be found from it;
+* the cache key is the table's (year, hash) pairs, so every process ends up with the same
+  calendar within `ttl`, built from the database and nothing else.
 """
 from __future__ import annotations
 

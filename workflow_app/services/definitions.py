@@ -1,8 +1,11 @@
 """Process definitions in the database: sync from files, versions, compiled-spec cache, migration.
 
-Stored definitions are immutable (a changed file becomes a new row with a new content hash), so
-compiled specs are cached per process by definition id forever; two processes can never disagree
-about what a definition id means.
+Stored definitions are immutable (a changed file becomes a new row with a new content hash), and
+compiled specs are cached per process keyed by that content hash, never by row id: an id means
+whatever the database says it means (another database, a restore, a test run emptied and
+refilled), so every lookup learns the id's hash from the database — on the action path for free,
+from the instance lock's join (`instance_rows.lock`) — and two processes can never disagree
+about what a definition is.
 """
 from __future__ import annotations
 
@@ -11,15 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from ..database import core_connection
 from ..engine.errors import NotFound
 from ..engine.loader import Catalogue, load_catalogue, load_text
 from ..engine.organisation import Organisation, load_organisation
 from ..engine.spec import ProcessSpec
 from ..models import Department, ProcessDefinition
+from ..prepared import Prepared
 from .trail import append_system_event
+
+
+_D = ProcessDefinition.__table__
+_HASH = Prepared(select(_D.c.content_hash).where(_D.c.id == bindparam("definition_id")))
+_LATEST = Prepared(select(_D.c.id, _D.c.content_hash).where(_D.c.key == bindparam("key"),
+                                                            _D.c.is_latest.is_(True)))
 
 
 @dataclass(frozen=True)
@@ -36,29 +47,34 @@ class DefinitionStore:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.organisation: Organisation = load_organisation(self.directory / "organisation.yaml")
-        self._specs: dict[int, ProcessSpec] = {}
+        self._specs: dict[str, ProcessSpec] = {}  # content hash -> compiled spec
         self._lock = threading.Lock()
 
     def catalogue(self) -> Catalogue:
         return load_catalogue([self.directory])
 
-    def spec(self, session: Session, definition_id: int) -> ProcessSpec:
-        spec = self._specs.get(definition_id)
+    def spec(self, session: Session, definition_id: int, content_hash: str | None = None) -> ProcessSpec:
+        """The compiled spec of a stored definition. `content_hash`, when the caller already read
+        it with the id, saves the statement that looks it up."""
+        if content_hash is None:
+            content_hash = _HASH.scalar(core_connection(session), {"definition_id": definition_id})
+            if content_hash is None:
+                raise NotFound(f"no definition {definition_id}")
+        spec = self._specs.get(content_hash)
         if spec is None:
             row = session.get(ProcessDefinition, definition_id)
             if row is None:
                 raise NotFound(f"no definition {definition_id}")
             spec = load_text(row.source_text, row.source_path)
             with self._lock:
-                self._specs[definition_id] = spec
+                self._specs[row.content_hash] = spec
         return spec
 
     def latest(self, session: Session, key: str) -> tuple[int, ProcessSpec]:
-        definition_id = session.scalar(select(ProcessDefinition.id).where(
-            ProcessDefinition.key == key, ProcessDefinition.is_latest.is_(True)))
-        if definition_id is None:
+        row = _LATEST.one_or_none(core_connection(session), {"key": key})
+        if row is None:
             raise NotFound(f"no process {key!r} (run `flask defs sync`)")
-        return definition_id, self.spec(session, definition_id)
+        return row[0], self.spec(session, row[0], row[1])
 
     def sync(self, session: Session, now: datetime, actor_id: int | None = None,
              catalogue: Catalogue | None = None) -> list[SyncResult]:

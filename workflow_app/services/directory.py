@@ -1,9 +1,8 @@
 """The engine's `Directory` protocol over the database, cached for the length of one call, and
 the acting user (`load_actor`).
 
-These run on every action, so each statement is built once at import (with bind parameters:
-SQLAlchemy then reuses its compiled form without rebuilding or re-keying it) and executed through
-Core on the session's connection — plain rows, no ORM entities.
+These run on every action, so each statement is a `Prepared` one (compiled once per dialect, run
+on the DBAPI cursor of the session's cached connection) — plain rows, no ORM entities.
 """
 from __future__ import annotations
 
@@ -18,20 +17,32 @@ from ..engine.errors import Forbidden
 from ..engine.organisation import Organisation
 from ..engine.state import Actor
 from ..models import Membership, User
+from ..prepared import Prepared
 
 _USERS, _MEMBERSHIPS = User.__table__, Membership.__table__
 _U, _M = _USERS.c, _MEMBERSHIPS.c
 
-_MEMBERS = (select(_M.user_id).select_from(_MEMBERSHIPS.join(_USERS, _U.id == _M.user_id))
+_MEMBERS = Prepared(select(_M.user_id).select_from(_MEMBERSHIPS.join(_USERS, _U.id == _M.user_id))
             .where(_M.department_code == bindparam("department"), _M.role == bindparam("role"),
                    _U.is_active.is_(True))
             .order_by(_M.rank, _M.user_id))
-_USER_DEPARTMENTS = select(_M.department_code).where(_M.user_id == bindparam("user_id"))
+_USER_DEPARTMENTS = Prepared(select(_M.department_code).where(_M.user_id == bindparam("user_id")))
 # The user and every membership in one statement (LEFT JOIN: a user may hold none).
-_ACTOR = (select(_U.id, _U.username, _U.display_name, _U.is_active, _U.admin_role, _M.department_code, _M.role)
-          .select_from(_USERS.outerjoin(_MEMBERSHIPS, _M.user_id == _U.id))
-          .where(_U.id == bindparam("user_id"))
-          .order_by(_M.rank, _M.id))
+class _ActorRow(NamedTuple):
+    id: int
+    username: str
+    display_name: str
+    is_active: bool
+    admin_role: str | None
+    department_code: str | None
+    role: str | None
+
+
+_ACTOR = Prepared(select(_U.id, _U.username, _U.display_name, _U.is_active, _U.admin_role, _M.department_code,
+                         _M.role)
+                  .select_from(_USERS.outerjoin(_MEMBERSHIPS, _M.user_id == _U.id))
+                  .where(_U.id == bindparam("user_id"))
+                  .order_by(_M.rank, _M.id), row=_ActorRow)
 
 
 class SqlDirectory:
@@ -42,14 +53,14 @@ class SqlDirectory:
         self.user_groups = lru_cache(maxsize=1024)(self._user_groups)  # type: ignore[method-assign]
 
     def _members(self, department: str, role: str) -> tuple[int, ...]:
-        rows = core_connection(self.session).execute(_MEMBERS, {"department": department, "role": role})
+        rows = _MEMBERS.all(core_connection(self.session), {"department": department, "role": role})
         return tuple(r[0] for r in rows)
 
     def group_of(self, department: str) -> str:
         return self.org.group_of(department)
 
     def _user_groups(self, user_id: int) -> frozenset[str]:
-        rows = core_connection(self.session).execute(_USER_DEPARTMENTS, {"user_id": user_id})
+        rows = _USER_DEPARTMENTS.all(core_connection(self.session), {"user_id": user_id})
         return frozenset(self.org.group_of(r[0]) for r in rows)
 
 
@@ -66,7 +77,7 @@ def load_actor(session: Session, user_id: int, *, department: str | None = None,
                role: str | None = None) -> tuple[ActingUser, Actor]:
     """The user and an engine Actor with their memberships, in one query. Forbidden for an
     unknown or disabled user, and when `department`/`role` is given but not held."""
-    rows = core_connection(session).execute(_ACTOR, {"user_id": user_id}).all()
+    rows = _ACTOR.all(core_connection(session), {"user_id": user_id})
     if not rows or not rows[0].is_active:
         raise Forbidden("unknown or disabled user", "not_allowed")
     memberships = frozenset((r.department_code, r.role) for r in rows if r.department_code is not None)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Integer, bindparam, func, insert, literal, select
 
 from ..engine.effects import Effect, Notice
 from ..engine.routing import Directory
 from ..engine.state import Actor, InstanceState, Origin, TaskState, TaskStatus
 from ..models import Notification, User
+from ..prepared import Prepared
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -118,21 +118,30 @@ def _body(kind: str, state: InstanceState, effect: Effect, task: TaskState | Non
     return "\n".join(lines)
 
 
-def record(session: Session, *, state: InstanceState, title: str, effect: Effect, actor: Actor,
+_N, _U = Notification.__table__, User.__table__
+# One row per (recipient, notice), taking the recipient's address in the same statement; an
+# inactive (or deleted) user gets nothing. Run as executemany over the recipients of one notice.
+_INSERT = Prepared(insert(_N).from_select(
+    ["user_id", "kind", "instance_id", "task_id", "title", "body", "created_at", "email_to", "email_attempts"],
+    select(_U.c.id, bindparam("kind", type_=_N.c.kind.type), bindparam("instance_id", type_=Integer()),
+           bindparam("task_id", type_=Integer()), bindparam("title", type_=_N.c.title.type),
+           bindparam("body", type_=_N.c.body.type), bindparam("created_at", type_=_N.c.created_at.type),
+           func.nullif(_U.c.email, ""), literal(0, Integer()))
+    .where(_U.c.id == bindparam("user_id"), _U.c.is_active.is_(True))))
+
+
+def record(conn: Connection, *, state: InstanceState, title: str, effect: Effect, actor: Actor,
            directory: Directory, now: datetime) -> int:
-    """Insert the notifications `effect` causes (one INSERT, one SELECT for addresses)."""
-    wanted = [(u, k, t) for u, k, t in _wanted(state, effect, directory)
-              if actor.system or u != actor.user_id]
-    if not wanted:
-        return 0
-    users = {u for u, _k, _t in wanted}
-    addresses = dict(session.execute(select(User.id, User.email).where(
-        User.id.in_(users), User.is_active.is_(True))).all())
-    rows = [dict(user_id=user, kind=kind, instance_id=state.id, task_id=task.id if task else None,
-                 title=TITLES.get(kind, "{title}").format(title=title)[:300],
-                 body=_body(kind, state, effect, task), created_at=now,
-                 email_to=addresses.get(user) or None, email_attempts=0)
-            for user, kind, task in wanted if user in addresses]
-    if rows:
-        session.execute(insert(Notification), rows)
-    return len(rows)
+    """Insert the notifications `effect` causes, one executemany per notice (kind, task); the
+    number of rows written."""
+    groups: dict[tuple[str, int | None], tuple[TaskState | None, list[int]]] = {}
+    for user, kind, task in _wanted(state, effect, directory):
+        if actor.system or user != actor.user_id:
+            groups.setdefault((kind, task.id if task else None), (task, []))[1].append(user)
+    written = 0
+    for (kind, task_id), (task, users) in groups.items():
+        common = dict(kind=kind, instance_id=state.id, task_id=task_id,
+                      title=TITLES.get(kind, "{title}").format(title=title)[:300],
+                      body=_body(kind, state, effect, task), created_at=now)
+        written += _INSERT.many(conn, [{**common, "user_id": user} for user in users])
+    return written

@@ -8,7 +8,8 @@ Order of work inside `act` (the lock order every writer follows, so actions cann
   4. write changed tasks, insert new ones, update the instance with a version check, append
      exactly one trail event; start or resume a sub-process in the same transaction.
 If a concurrent action committed first, step 2 sees its result and the engine answers Conflict;
-nothing of the losing action is written.
+nothing of the losing action is written. The SQL of each step lives in `instance_rows` (prepared
+statements on the transaction's connection); this module owns the order and the rules.
 
 Sub-processes keep one order too: child before parent. A child's last action holds the child and
 then locks the parent it resumes; a void locks the parent's running children before the parent.
@@ -26,33 +27,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from ..database import core_connection
 from ..engine import clock as task_clock
 from ..engine.calendar import WorkingCalendar
 from ..engine.errors import Conflict, Forbidden, InvalidAction, NotFound
-from ..engine.permissions import NOT_DECIDING
 from ..engine.runtime import Effect, Request, Runtime
 from ..engine.spec import ProcessSpec
 from ..engine.state import SYSTEM, Actor, InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
 from ..engine.trail import form_hash
-from ..models import CarbonCopy, ProcessInstance, Substitution, Task, TrailEvent, User
-from . import notify
+from ..models import CarbonCopy, ProcessInstance, Substitution, User
+from . import instance_rows, notify
 from .calendars import CalendarYears
 from .definitions import DefinitionStore
 from .directory import SqlDirectory, load_actor
 from .trail import build_event
 
-_TASK_COLUMNS = ("id", "step", "branch", "round", "seq", "origin", "status", "department", "role",
-                 "assignee_id", "delegate_id", "added_by_id", "decision", "opinion", "acted_by_id",
-                 "completed_at", "deadline_days", "due_at", "due_provisional", "paused_at",
-                 "next_reminder_at", "escalation_level")
 URGE_INTERVAL = timedelta(hours=24)  # config URGE_INTERVAL_HOURS
-
-
-_TASKS = Task.__table__
-_TRAIL = TrailEvent.__table__
 
 
 def utcnow() -> datetime:
@@ -86,6 +79,7 @@ class Workflow:
         self.clock = clock
         self.urge_interval = urge_interval
         self.years = CalendarYears(calendar_ttl)
+        self._coordinators: tuple[Any, frozenset[str]] | None = None  # (organisation, its coordinators)
 
     def working_calendar(self, session: Session | None = None, *, force: bool = False) -> WorkingCalendar | None:
         """The file calendar plus the years loaded into the database (None: no due dates)."""
@@ -94,8 +88,11 @@ class Workflow:
         return self.years.apply(session, self.calendar, force=force)
 
     def runtime(self, session: Session) -> Runtime:
-        return Runtime(SqlDirectory(session, self.store.organisation), self.working_calendar(session),
-                       coordinators=frozenset(self.store.organisation.coordinators()),
+        organisation = self.store.organisation
+        if self._coordinators is None or self._coordinators[0] is not organisation:
+            self._coordinators = (organisation, frozenset(organisation.coordinators()))
+        return Runtime(SqlDirectory(session, organisation), self.working_calendar(session),
+                       coordinators=self._coordinators[1],
                        urge_interval=self.urge_interval)
 
     def days_left(self, task: Any, now: datetime | None = None) -> task_clock.DaysLeft | None:
@@ -137,11 +134,12 @@ class Workflow:
             state.parent_id = parent[0]  # so that `_follow_up` sees the parent from the first move
             effect.trail.details["parent"] = parent[0]
         self._clock_safety_net(runtime, spec, effect, now)
-        opened = self._write_tasks(session, instance.id, effect, now)
-        event = self._append(session, instance.id, "", 0, effect, actor, definition_id, spec, state, now)
-        session.execute(update(ProcessInstance).where(ProcessInstance.id == instance.id)
-                        .values(trail_head=event["hash"], trail_count=1))
-        notify.record(session, state=state, title=instance.title, effect=effect, actor=actor,
+        conn = core_connection(session)
+        opened = instance_rows.write_tasks(conn, instance.id, effect, now)
+        event = self._append(conn, instance.id, "", 0, effect, actor, definition_id, spec, state, now)
+        instance_rows.update_instance(session, conn, instance.id,
+                                      {"trail_head": event["hash"], "trail_count": 1}, expected_version=None)
+        notify.record(conn, state=state, title=instance.title, effect=effect, actor=actor,
                       directory=runtime.directory, now=now)
         result = ActionResult(instance.id, state.status.value, state.current_step, event["id"], opened)
         self._follow_up(session, runtime, state, effect, actor, now)
@@ -167,11 +165,12 @@ class Workflow:
                 ProcessInstance.parent_id == instance_id, ProcessInstance.status == "running")
                 .order_by(ProcessInstance.id).with_for_update()).all()
         row = self._lock(session, instance_id)
-        spec = self.store.spec(session, row.definition_id)
+        spec = self.store.spec(session, row.definition_id, row.definition_hash)
         runtime = self.runtime(session)
         state = self._state(session, row, spec)
         if request.action == "urge" and self.urge_interval:
-            state.recent_urges = self._recent_urges(session, instance_id, now - self.urge_interval)
+            state.recent_urges = instance_rows.recent_urges(core_connection(session), instance_id,
+                                                            now - self.urge_interval)
         request = self.hooks.prepare_act(session, spec, state, request)
         effect = runtime.act(state, request, actor, now)
         return self._commit_effect(session, runtime, row, spec, state, effect, actor, now)
@@ -181,7 +180,7 @@ class Workflow:
         """Run a system event on one instance under its lock (the caller's transaction): `make`
         returns the effects, each committed in turn with its own trail event (actor 系统)."""
         row = self._lock(session, instance_id)
-        spec = self.store.spec(session, row.definition_id)
+        spec = self.store.spec(session, row.definition_id, row.definition_hash)
         runtime = self.runtime(session)
         state = self._state(session, row, spec)
         effects = make(runtime, state) if state.status is InstanceStatus.running else []
@@ -190,15 +189,6 @@ class Workflow:
                 row = self._lock(session, instance_id)  # the previous effect moved the trail head
             self._commit_effect(session, runtime, row, spec, state, effect, SYSTEM, now)
         return effects
-
-    def _recent_urges(self, session: Session, instance_id: int, since: datetime) -> dict[int, datetime]:
-        last: dict[int, datetime] = {}
-        for details, at in session.execute(select(TrailEvent.details, TrailEvent.created_at).where(
-                TrailEvent.instance_id == instance_id, TrailEvent.action == "urge",
-                TrailEvent.created_at > since)):
-            for task_id in (details or {}).get("tasks", ()):
-                last[task_id] = max(at, last.get(task_id, at))
-        return last
 
     def _clock_safety_net(self, runtime, spec, effect, now) -> None:
         """Tasks opened by a runtime made without a calendar (e.g. a migration's) still get their
@@ -211,8 +201,9 @@ class Workflow:
 
     def _commit_effect(self, session, runtime, row, spec, state, effect, actor, now) -> ActionResult:
         self._clock_safety_net(runtime, spec, effect, now)
-        opened = self._write_tasks(session, row.id, effect, now)
-        event = self._append(session, row.id, row.trail_head, row.trail_count, effect, actor,
+        conn = core_connection(session)
+        opened = instance_rows.write_tasks(conn, row.id, effect, now)
+        event = self._append(conn, row.id, row.trail_head, row.trail_count, effect, actor,
                              row.definition_id, spec, state, now)
         values = dict(version=row.version + 1, updated_at=now, trail_head=event["hash"],
                       trail_count=row.trail_count + 1)
@@ -222,13 +213,12 @@ class Workflow:
             values["ended_at"] = now
         if effect.data_changed:
             values["form_data"] = state.data
-        done = session.execute(update(ProcessInstance).where(
-            ProcessInstance.id == row.id, ProcessInstance.version == row.version).values(**values))
-        if done.rowcount != 1:  # belt and braces: the row lock should make this impossible
+        done = instance_rows.update_instance(session, conn, row.id, values, expected_version=row.version)
+        if done != 1:  # belt and braces: the row lock should make this impossible
             raise Conflict("the application changed while you were acting; reload and try again")
         if effect.cc:
             self._carbon_copy(session, row.id, effect.cc, actor, now)
-        notify.record(session, state=state, title=getattr(row, "title", "") or spec.title.zh, effect=effect,
+        notify.record(conn, state=state, title=getattr(row, "title", "") or spec.title.zh, effect=effect,
                       actor=actor, directory=runtime.directory, now=now)
         result = ActionResult(row.id, state.status.value, state.current_step, event["id"], opened)
         self._follow_up(session, runtime, state, effect, actor, now)
@@ -266,7 +256,7 @@ class Workflow:
             child_round = session.scalar(select(ProcessInstance.parent_round)
                                          .where(ProcessInstance.id == state.id))
             if parent.status == InstanceStatus.running.value and parent.round == child_round:
-                parent_spec = self.store.spec(session, parent.definition_id)
+                parent_spec = self.store.spec(session, parent.definition_id, parent.definition_hash)
                 parent_state = self._state(session, parent, parent_spec)
                 parent_effect = runtime.child_finished(parent_state, state.status, state.id, now)
                 self._commit_effect(session, runtime, parent, parent_spec, parent_state,
@@ -277,7 +267,7 @@ class Workflow:
                 ProcessInstance.parent_id == state.id, ProcessInstance.status == "running")).all()
             for child_id in children:  # already locked by `_act`
                 child = self._lock(session, child_id)
-                child_spec = self.store.spec(session, child.definition_id)
+                child_spec = self.store.spec(session, child.definition_id, child.definition_hash)
                 child_state = self._state(session, child, child_spec)
                 child_effect = runtime.parent_voided(child_state, state.id, now)
                 self._commit_effect(session, runtime, child, child_spec, child_state, child_effect,
@@ -301,49 +291,23 @@ class Workflow:
         if (parent.status != InstanceStatus.running.value or parent.round != look.parent_round
                 or parent.current_step != look.current_step):
             return  # it moved on between the read and the lock
-        parent_spec = self.store.spec(session, parent.definition_id)
+        parent_spec = self.store.spec(session, parent.definition_id, parent.definition_hash)
         parent_state = self._state(session, parent, parent_spec)
         parent_effect = runtime.child_reached(parent_state, state.current_step, state.id, now)
         self._commit_effect(session, runtime, parent, parent_spec, parent_state, parent_effect,
                             actor, now)
 
     # ---------------------------------------------------------------- loading
-    def _lock(self, session: Session, instance_id: int) -> ProcessInstance:
-        row = session.execute(
-            select(ProcessInstance.id, ProcessInstance.definition_id, ProcessInstance.status,
-                   ProcessInstance.current_step, ProcessInstance.round, ProcessInstance.form_data,
-                   ProcessInstance.submitter_id, ProcessInstance.submitter_department,
-                   ProcessInstance.parent_id, ProcessInstance.version, ProcessInstance.trail_head,
-                   ProcessInstance.trail_count, ProcessInstance.title)
-            .where(ProcessInstance.id == instance_id).with_for_update()).one_or_none()
+    def _lock(self, session: Session, instance_id: int) -> instance_rows.LockedInstance:
+        row = instance_rows.lock(core_connection(session), instance_id)
         if row is None:
             raise NotFound("no such application")
-        return row  # type: ignore[return-value]
+        return row
 
-    def _state(self, session: Session, row, spec: ProcessSpec) -> InstanceState:
-        tasks = [TaskState(step=t.step, branch=t.branch, round=t.round, seq=t.seq,
-                           origin=Origin(t.origin), status=TaskStatus(t.status),
-                           department=t.department, role=t.role, assignee=t.assignee_id,
-                           delegate=t.delegate_id, added_by=t.added_by_id, decision=t.decision,
-                           opinion=t.opinion, acted_by=t.acted_by_id, completed_at=t.completed_at,
-                           deadline_days=t.deadline_days, id=t.id, due_at=t.due_at,
-                           due_provisional=t.due_provisional, paused_at=t.paused_at,
-                           next_reminder_at=t.next_reminder_at, escalation_level=t.escalation_level)
-                 for t in session.execute(
-                     select(*[getattr(Task, c) for c in _TASK_COLUMNS])
-                     .where(Task.instance_id == row.id, Task.round == row.round).order_by(Task.seq, Task.id))]
-        decided: dict[int, frozenset[str]] = {}
-        if spec.rules.distinct_deciders:
-            # Who decided which step, in every round: the task's owner and whoever pressed the
-            # button (a stand-in acting for them); approve/reject and custom actions count.
-            by_user: dict[int, set[str]] = {}
-            for owner, acted_by, step in session.execute(
-                    select(Task.assignee_id, Task.acted_by_id, Task.step).where(
-                        Task.instance_id == row.id, Task.status == "done",
-                        Task.decision.not_in(sorted(NOT_DECIDING)))):
-                for user in {owner, acted_by} - {None}:
-                    by_user.setdefault(user, set()).add(step)
-            decided = {u: frozenset(s) for u, s in by_user.items()}
+    def _state(self, session: Session, row: instance_rows.LockedInstance, spec: ProcessSpec) -> InstanceState:
+        conn = core_connection(session)
+        tasks = instance_rows.round_tasks(conn, row.id, row.round)
+        decided = instance_rows.decided_steps(conn, row.id) if spec.rules.distinct_deciders else {}
         return InstanceState(spec=spec, status=InstanceStatus(row.status), current_step=row.current_step,
                              round=row.round, data=dict(row.form_data or {}), submitter=row.submitter_id,
                              submitter_department=row.submitter_department, tasks=tasks, id=row.id,
@@ -361,73 +325,26 @@ class Workflow:
                      on_behalf_of=absent_user, on_behalf_memberships=absent_actor.memberships)
 
     # ---------------------------------------------------------------- writing
-    def _write_tasks(self, session: Session, instance_id: int, effect: Effect, now: datetime) -> tuple[int, ...]:
-        changed = [t for t in effect.changed if t.id is not None]
-        if changed:
-            session.connection().execute(
-                update(_TASKS).where(_TASKS.c.id == bindparam("tid")).values(
-                    status=bindparam("status"), assignee_id=bindparam("assignee"),
-                    delegate_id=bindparam("delegate"), decision=bindparam("decision"),
-                    opinion=bindparam("opinion"), acted_by_id=bindparam("acted_by"),
-                    completed_at=bindparam("completed_at"), origin=bindparam("origin"),
-                    due_at=bindparam("due_at"), due_provisional=bindparam("due_provisional"),
-                    paused_at=bindparam("paused_at"), next_reminder_at=bindparam("next_reminder_at"),
-                    escalation_level=bindparam("escalation_level")),
-                [dict(tid=t.id, status=t.status.value, assignee=t.assignee, delegate=t.delegate,
-                      decision=t.decision, opinion=t.opinion, acted_by=t.acted_by,
-                      completed_at=t.completed_at if t.status is not TaskStatus.cancelled else now,
-                      origin=t.origin.value, due_at=t.due_at, due_provisional=t.due_provisional,
-                      paused_at=t.paused_at,
-                      next_reminder_at=t.next_reminder_at if t.status is TaskStatus.open else None,
-                      escalation_level=t.escalation_level) for t in changed])
-        if not effect.added:
-            return ()
-        rows = [dict(instance_id=instance_id, step=t.step, branch=t.branch, round=t.round,
-                     seq=t.seq, origin=t.origin.value, status=t.status.value,
-                     department=t.department, role=t.role, assignee_id=t.assignee,
-                     added_by_id=t.added_by, created_at=now, deadline_days=t.deadline_days,
-                     due_at=t.due_at, due_provisional=t.due_provisional, paused_at=t.paused_at,
-                     next_reminder_at=t.next_reminder_at, escalation_level=t.escalation_level,
-                     delegate_id=None)
-                for t in effect.added]
-        ids = session.connection().execute(
-            insert(_TASKS).returning(_TASKS.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        for task, new_id in zip(effect.added, ids):
-            task.id = new_id
-        return tuple(ids)
-
-    def _due(self, opened_at: datetime, days: int | None) -> tuple[datetime | None, bool]:
-        """Kept for subclasses (bench); the engine sets due dates when tasks open."""
-        if days is None or self.calendar is None:
-            return None, False
-        deadline = self.calendar.add_working_days(opened_at, days)
-        return deadline.due_at, deadline.provisional
-
-    def _append(self, session, instance_id, head, count, effect, actor: Actor, definition_id,
+    def _append(self, conn, instance_id, head, count, effect, actor: Actor, definition_id,
                 spec, state, now) -> dict:
         entry = effect.trail
         machine = actor.system and actor.user_id == 0  # 系统: no department acted (deemed consent ...)
+        acting = None if machine or (actor.department and actor.role) else self._acting_task(effect)
         row = build_event(
             prev_hash=head, seq=count + 1, instance_id=instance_id, created_at=now,
             action=entry.action, actor_id=None if machine else actor.user_id, actor_name=actor.name,
-            actor_department=actor.department or (None if machine else self._acting_department(effect)),
-            actor_role=actor.role or (None if machine else self._acting_role(effect)),
+            actor_department=actor.department or (acting.department if acting else None),
+            actor_role=actor.role or (acting.role if acting else None),
             on_behalf_of_id=actor.on_behalf_of, task_id=entry.task_id, from_step=entry.from_step,
             to_step=entry.to_step, opinion=entry.opinion, definition_id=definition_id,
             definition_hash=spec.content_hash, form_hash=form_hash(state.data), details=entry.details)
-        row["id"] = session.connection().execute(
-            insert(_TRAIL).returning(_TRAIL.c.id), row).scalar_one()
+        row["id"] = instance_rows.insert_event(conn, row)
         return row
 
     @staticmethod
-    def _acting_department(effect: Effect) -> str | None:
-        task = next((t for t in effect.changed if t.id == effect.trail.task_id), None)
-        return task.department if task else None
-
-    @staticmethod
-    def _acting_role(effect: Effect) -> str | None:
-        task = next((t for t in effect.changed if t.id == effect.trail.task_id), None)
-        return task.role if task else None
+    def _acting_task(effect: Effect) -> TaskState | None:
+        """The task the trail event is about, among those the action changed."""
+        return next((t for t in effect.changed if t.id == effect.trail.task_id), None)
 
     def _carbon_copy(self, session, instance_id, users, actor, now) -> None:
         existing = set(session.scalars(select(CarbonCopy.user_id).where(
