@@ -4,6 +4,7 @@
     flask trail verify [--archive FILE ...]             every chain, and the archives given
     flask backup OUT                                     the whole database
     flask restore IN                                     replace it, then verify the trail
+    flask users create-admin NAME --role R --name N      an administrator (password prompted / stdin)
 
 `register(app)` adds them (the archive-aware `trail verify` takes the place of the plain one: same
 output and exit codes, plus `--archive`). Thin shells over services/archive.py and backup.py.
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from .container import services
+
+
+users_cli = AppGroup("users", help="Accounts the server's operator manages (administrators).")
 
 
 def register(app: Flask) -> None:
@@ -28,6 +32,45 @@ def register(app: Flask) -> None:
     trail_cli.add_command(trail_verify, "verify")
     app.cli.add_command(backup_command, "backup")
     app.cli.add_command(restore_command, "restore")
+    app.cli.add_command(users_cli)
+
+
+def operator() -> str:
+    """Who runs the command (the operating-system account), for the security log."""
+    import getpass
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------- administrators
+@users_cli.command("create-admin")
+@with_appcontext
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["system", "security", "audit"]),
+              help="系统管理员 / 安全管理员 / 审计管理员 (三员分立)")
+@click.option("--name", "display_name", required=True, help="the person's name as shown")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of standard input (for scripts); "
+                   "otherwise it is prompted for twice. Never given on the command line.")
+def create_admin(username: str, role: str, display_name: str, password_stdin: bool) -> None:
+    """Create an administrator account (how production gets its first administrators)."""
+    from .services.administration import AdminRefused, create_administrator
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    svc = services()
+    try:
+        with svc.db.write() as s:
+            create_administrator(s, username, display_name, role, password, now=svc.clock(),
+                                 policy=svc.policy, operator=operator())
+    except AdminRefused as refused:
+        click.echo(f"refused: {refused}", err=True)
+        sys.exit(1)
+    click.echo(f"administrator {username} ({role}) created; a second factor is enrolled at first sign-in")
 
 
 def _report(result) -> None:
