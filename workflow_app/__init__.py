@@ -63,6 +63,8 @@ def create_app(config: "type[Config] | Config | str | None" = None) -> "APIFlask
 
     babel.init_app(app, locale_selector=select_locale, default_domain="messages")
     app.extensions["parkflow"] = Services.build(app.config)
+    from .services import security_log
+    security_log.install()  # security events are hash-chained as they are flushed
 
     from . import cli, web
     from .api import register_api

@@ -44,6 +44,13 @@ def operator() -> str:
         return "unknown"
 
 
+def _log(event: str, *, outcome: str = "ok", **details) -> None:
+    from .cli import cli_log
+
+    with services().db.write() as s:
+        cli_log(s, event, outcome=outcome, **details)
+
+
 # ---------------------------------------------------------------- administrators
 @users_cli.command("create-admin")
 @with_appcontext
@@ -68,6 +75,7 @@ def create_admin(username: str, role: str, display_name: str, password_stdin: bo
             create_administrator(s, username, display_name, role, password, now=svc.clock(),
                                  policy=svc.policy, operator=operator())
     except AdminRefused as refused:
+        _log("admin_created", outcome="refused", target=username[:64], role=role, reason=str(refused)[:300])
         click.echo(f"refused: {refused}", err=True)
         sys.exit(1)
     click.echo(f"administrator {username} ({role}) created; a second factor is enrolled at first sign-in")
@@ -90,14 +98,28 @@ def _report(result) -> None:
 @with_appcontext
 @click.option("--archive", "archives", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="an archive file written by `flask trail archive` (repeat for several)")
-def trail_verify(archives: tuple[str, ...]) -> None:
-    """Verify every hash chain (and the archives given); exit 1 naming the first broken event."""
+@click.option("--workers", default=1, type=click.IntRange(1, 16),
+              help="processes verifying instance ranges in parallel (PostgreSQL)")
+def trail_verify(archives: tuple[str, ...], workers: int) -> None:
+    """Verify every hash chain (decision trail, the archives given, the security log); exit 1
+    naming the first broken event."""
+    from .services import security_log
     from .services.archive import verify
 
     svc = services()
     with svc.db.read() as s:
-        result = verify(s, [Path(a) for a in archives])
+        result = verify(s, [Path(a) for a in archives], workers=workers)
+    with svc.db.read() as s:
+        rows, broken = security_log.verify(s)
+    _log("trail_verify", outcome="ok" if result.ok and broken is None else "error",
+         source="cli", events=result.checked, security_rows=rows,
+         broken=None if result.ok else result.where)
+    if broken is not None and result.ok:
+        click.echo(f"BROKEN in the security log: row id {broken.event_id}, seq {broken.seq}: {broken.reason}"
+                   f" ({rows} rows verified before it)")
+        sys.exit(1)
     _report(result)
+    click.echo(f"OK: security log, {rows} rows verified")
 
 
 @click.command("archive")
@@ -116,8 +138,11 @@ def trail_archive(before, out: str) -> None:
             result = archive(s, before.date() if hasattr(before, "date") else date.fromisoformat(before),
                              Path(out), now=svc.clock(), retention_days=max(185, retention))
     except ArchiveRefused as refused:
+        _log("trail_archived", outcome="refused", reason=str(refused)[:300])
         click.echo(str(refused), err=True)
         sys.exit(1)
+    _log("trail_archived", file=result.path.name, events=result.events, instances=result.instances,
+         archive_hash=result.archive_hash)
     click.echo(f"archived {result.events} events of {result.instances} instance(s) to {result.path}; "
                f"final hash {result.archive_hash}")
 
@@ -135,8 +160,10 @@ def backup_command(out: str, fmt: str | None) -> None:
     try:
         used = backup(svc.db, Path(out), fmt=fmt)
     except BackupError as exc:
+        _log("backup", outcome="error", reason=str(exc)[:300])
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    _log("backup", file=Path(out).name, format=used)
     click.echo(f"backup written to {out} ({used})")
 
 
@@ -160,4 +187,6 @@ def restore_command(source: str, yes: bool) -> None:
     click.echo(f"restored from {source} ({used})")
     with svc.db.read() as s:
         result = verify(s)
+    _log("restore", outcome="ok" if result.ok else "error", file=Path(source).name, format=used,
+         broken=None if result.ok else result.where)
     _report(result)

@@ -131,7 +131,14 @@ def test_create_admin_refusals_write_nothing(app, people, args, stdin, message):
     before = snapshot(app)
     result = app.test_cli_runner().invoke(args=["users", "create-admin", *args], input=stdin)
     assert result.exit_code != 0 and message in result.output
-    assert snapshot(app) == before
+    after = snapshot(app)
+    logged = after.pop("security_log") - before.pop("security_log")
+    assert after == before                           # no account, nothing else
+    refusals = security_events(app, "admin_created")
+    if "No such option" in message or "Invalid value" in message:
+        assert logged == 0 and not refusals          # click refused before the command ran
+    else:                                            # the refusal itself is in the security log
+        assert logged == 1 and refusals[0].outcome == "refused" and refusals[0].ip == "cli"
 
 
 # ---------------------------------------------------------------- a reset lifts the lock

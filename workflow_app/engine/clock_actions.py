@@ -23,7 +23,7 @@ from .approval import Verdict, evaluate_step
 from .calendar import Deadline, WorkingCalendar
 from .effects import Effect, Notice, TrailEntry
 from .errors import Conflict, Forbidden, InvalidAction
-from .permissions import review_refusal
+from .permissions import refusal_code, review_refusal
 from .routing import resolve
 from .spec import AssignSpec, RungSpec
 from .state import InstanceState, Origin, TaskState, TaskStatus
@@ -149,7 +149,7 @@ class ClockActions:
             raise Forbidden("only the head of the task's department can grant an extension", task_id=task.id)
         refusal = review_refusal(inst, task, tuple({actor.acting_for, actor.user_id}), self.directory)  # type: ignore[attr-defined]
         if refusal:
-            raise Forbidden(refusal, task_id=task.id)
+            raise Forbidden(refusal, task_id=task.id, reason=refusal_code(refusal))
         days = self._days(req)
         if not opinion:
             raise InvalidAction("give the reason: an opinion is required to grant an extension")

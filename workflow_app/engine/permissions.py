@@ -25,6 +25,23 @@ from .state import Actor, InstanceState, Origin, TaskState
 NOT_DECIDING = frozenset({"submit", "return"})
 
 
+class Refusal(str):
+    """Why not, as text (shown to people) with a stable `code` (recorded in the security log and
+    searched in the compliance console): self_approval, recusal, distinct_deciders, delegated,
+    not_assignee, not_queued."""
+
+    code: str
+
+    def __new__(cls, text: str, code: str) -> "Refusal":
+        made = super().__new__(cls, text)
+        made.code = code
+        return made
+
+
+def refusal_code(reason: object) -> str:
+    return getattr(reason, "code", "forbidden")
+
+
 def counts_as_decision(decision: str | None) -> bool:
     return decision is not None and decision not in NOT_DECIDING
 
@@ -51,16 +68,17 @@ def review_refusal(inst: InstanceState, task: TaskState, people: tuple[int, ...]
         return None  # the submitter's own (re)submission
     if task_side(inst, task) is None:
         if inst.submitter in people:
-            return "a submitter cannot approve their own application"
+            return Refusal("a submitter cannot approve their own application", "self_approval")
         if inst.spec.rules.recusal == "submitter_group":
             group = directory.group_of(inst.submitter_department)
             if any(group in directory.user_groups(p) for p in people):
-                return "回避: you belong to the submitting group"
+                return Refusal("回避: you belong to the submitting group", "recusal")
     if inst.spec.rules.distinct_deciders:
         for person in people:
             other = inst.decided_steps.get(person, frozenset()) - {task.step}
             if other:
-                return f"you already decided step {sorted(other)[0]!r} of this application"
+                return Refusal(f"you already decided step {sorted(other)[0]!r} of this application",
+                               "distinct_deciders")
     return None
 
 
@@ -69,12 +87,12 @@ def decide_refusal(inst: InstanceState, task: TaskState, actor: Actor,
     """None if `actor` may decide (or claim, transfer, delegate, add a signer to) `task` now."""
     who = actor.acting_for
     if task.delegate is not None:
-        return "the task is delegated and waits for the delegate's opinion"
+        return Refusal("the task is delegated and waits for the delegate's opinion", "delegated")
     if task.assignee is not None:
         if task.assignee != who:
-            return "this task is assigned to someone else"
+            return Refusal("this task is assigned to someone else", "not_assignee")
     elif (task.department, task.role) not in actor.acting_memberships:
-        return "you do not hold the role this task is queued for"
+        return Refusal("you do not hold the role this task is queued for", "not_queued")
     return review_refusal(inst, task, _people(actor), directory)
 
 

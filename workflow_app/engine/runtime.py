@@ -34,7 +34,7 @@ from .effects import (ADD_POSITIONS, DECISIONS, MAX_OPINION, ChildStart, Effect,
                       TrailEntry)
 from .errors import Conflict, Forbidden, InvalidAction
 from .machine import machine_for
-from .permissions import counts_as_decision, decide_refusal
+from .permissions import counts_as_decision, decide_refusal, refusal_code
 from .routing import Directory, route
 from .schema import StepType
 from .spec import BUILTIN_TRIGGERS, ProcessSpec, StepSpec
@@ -153,7 +153,7 @@ class Runtime(TaskActions, ClockActions):
     def _check_decider(self, inst: InstanceState, task: TaskState, actor: Actor) -> None:
         reason = self.may_decide(inst, task, actor)
         if reason:
-            raise Forbidden(reason, task_id=task.id)
+            raise Forbidden(reason, task_id=task.id, reason=refusal_code(reason))
 
     def _need_opinion(self, step: StepSpec | None, action: str, opinion: str | None) -> None:
         required = step.opinion_required if step else frozenset()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..models import LoginSession, SecurityEvent, User
+from . import security_log
 
 # The KDF and its parameters, stated rather than inherited from werkzeug's defaults (which may
 # change between releases): scrypt with N=2^15, r=8, p=1 (about 32 MiB and 50-100 ms per hash).
@@ -94,6 +95,8 @@ def check_current_password(session: Session, user: User, password: str, *, now: 
 
 def log(session: Session, event: str, *, now: datetime, user: User | None = None, username: str = "",
         ip: str = "", outcome: str = "ok", **details: object) -> None:
+    """One security-log row; hash-chained when flushed (services/security_log.py)."""
+    security_log.install()
     session.add(SecurityEvent(created_at=now, user_id=user.id if user else None,
                               username=user.username if user else username, ip=ip, event=event,
                               outcome=outcome, details=details))

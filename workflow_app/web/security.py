@@ -65,8 +65,10 @@ def _gate():
         if request.method in ("GET", "HEAD"):
             flash(tr(*MESSAGES[pending]), "warning")
             return redirect(url_for(WHERE[pending]))
+        g.refusal_reason = pending
         abort(403)
     if current_user.admin_role and endpoint in DECISION_PAGES and request.method == "POST":
+        g.refusal_reason = "administrator_decides"
         abort(403)
     return None
 
@@ -88,6 +90,9 @@ def _api_gate(endpoint: str):
     body = request.get_json(silent=True) or {}
     if who.admin_role == "system" and endpoint == "api_instances.act" and body.get("action") == "void":
         return None
+    g.flask_httpauth_user = who
+    from . import log_refusal
+    log_refusal("access_denied", "administrator_decides")
     return jsonify(error="forbidden", message="administrators do not decide (三员分立)",
                    details={"reason": "administrator"}), 403
 
