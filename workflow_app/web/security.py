@@ -254,7 +254,9 @@ def substitutions_page():
     now = svc.clock()
     with svc.db.read() as s:
         rows = substitutions.involving(s, user.id, now=now)
+        covering = substitutions.tasks_to_cover(s, user.id, now=now)
     return render_template("security/substitutions.html", form=form, rows=rows, now=now, user=user,
+                           covering=covering,
                            error=error, end_form=FlaskForm(formdata=None)), 422 if error else 200
 
 
