@@ -217,6 +217,28 @@ def verify():
                            checked_at=svc.clock())
 
 
+# ---------------------------------------------------------------- refused decisions
+@bp.get("/refusals")
+@login_required
+def refusals():
+    """Attempted self-approvals, recusals and second decisions, all refused (from the security
+    log's `action_refused` records with the engine's reason codes)."""
+    from ..services import refusals as refused
+
+    _reviewer()
+    reason = request.args.get("reason") or None
+    if reason is not None and reason not in refused.REASONS:
+        abort(400)
+    before = request.args.get("before", type=int)
+    svc = services()
+    with svc.db.read() as s:
+        rows = refused.refused(s, reason=reason, before_id=before)
+        totals = refused.counts(s)
+    labels_ = {code: labels.pick(pair) for code, pair in refused.REASONS.items()}
+    return render_template("compliance/refusals.html", rows=rows, totals=totals, reason=reason,
+                           reasons=labels_, more=len(rows) == refused.PAGE)
+
+
 # ---------------------------------------------------------------- one instance
 def _dossier(s, iid: int, user: SignedIn) -> compliance.Dossier:
     try:
