@@ -277,17 +277,30 @@ def dossier_pdf(iid: int):
     user = _reviewer()
     svc = services()
     now = svc.clock()
+    # Without a CJK font every Chinese character would print as a blank box ("tofu"): evidence
+    # nobody can read. Refuse loudly (503, logged) unless the operator chose the explicit
+    # fallback (PDF_FONT_FALLBACK), which prints a warning at the top of the document instead.
+    font_missing = exports.cjk_font() is None
+    if font_missing and not current_app.config.get("PDF_FONT_FALLBACK", False):
+        with svc.db.write() as s:
+            accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), outcome="error",
+                         kind="dossier_pdf", instance_id=iid, reason="no_cjk_font")
+        current_app.logger.error("PDF dossier refused: no CJK font installed (Debian: fonts-noto-cjk)")
+        return render_template("errors/error.html", code=503, title=tr("无法生成 PDF", "PDF not available"),
+                               message=tr("服务器未安装中文字体（Debian 软件包 fonts-noto-cjk），生成的 PDF 将无法显示中文。请联系系统运维安装后重试。",
+                                          "The server has no Chinese font installed (Debian package fonts-noto-cjk); "
+                                          "a PDF would print Chinese as blank boxes. Ask the operators to install it.")), 503
     with svc.db.read() as s:
         d = _dossier(s, iid, user)
         html = render_template("compliance/dossier_pdf.html", font_face=exports.font_face_css(),
-                               font_family=exports.FONT_FAMILY, printed_at=now,
+                               font_family=exports.FONT_FAMILY, printed_at=now, font_missing=font_missing,
                                printed_by=user.display_name, **_context(d))
         record = compliance.trail_record(d.view.events, d.check)
     pdf = exports.dossier_pdf(html, trail=record, instance_id=iid)
     with svc.db.write() as s:
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), kind="dossier_pdf",
                      instance_id=iid, events=d.check.recorded, head=d.check.head,
-                     verified=d.check.ok, bytes=len(pdf))
+                     verified=d.check.ok, bytes=len(pdf), cjk_font=not font_missing)
     return _download(pdf, "application/pdf", f"parkflow-dossier-{iid}-{now:%Y%m%d%H%M}.pdf")
 
 
