@@ -201,16 +201,49 @@ def demo_load() -> None:
         click.echo("refused: demo data is never loaded in production", err=True)
         sys.exit(1)
     svc = services()
-    summary = load_demo(svc)
+    summary = load_demo(svc, current_app.secret_key)
     click.echo(summary)
 
 
 @demo_cli.command("logins")
 def demo_logins() -> None:
     """Print the demo accounts."""
-    from .demo import DEMO_PASSWORD, PEOPLE
+    from sqlalchemy import select
 
+    from .demo import DEMO_PASSWORD, PEOPLE
+    from .models import User
+
+    with services().db.read() as s:
+        with_code = set(s.scalars(select(User.username).where(User.totp_secret.is_not(None))))
     click.echo("\nParkFlow 演示账号 (demo logins) — http://127.0.0.1:5000  password: " + DEMO_PASSWORD)
     for p in PEOPLE:
-        click.echo(f"  {p.username:<14} {p.name:<6} {p.title}")
+        note = "  + 动态验证码: flask demo otp " + p.username if p.username in with_code else ""
+        click.echo(f"  {p.username:<14} {p.name:<6} {p.title}{note}")
+    if with_code:
+        click.echo("\n带「动态验证码」的账号登录时还需输入 6 位验证码 (second factor): "
+                   "`.venv/bin/flask demo otp USER` 打印当前验证码（每个验证码只能用一次，30 秒一换）。")
     click.echo("")
+
+
+@demo_cli.command("otp")
+@click.argument("username")
+def demo_otp(username: str) -> None:
+    """Print the current second-factor code of a demo person (what their app would show)."""
+    from .demo import current_code
+    from .services.second_factor import SealError
+
+    if not current_app.config.get("DEMO_ALLOWED", False):
+        click.echo("refused: demo commands are never available in production", err=True)
+        sys.exit(1)
+    svc = services()
+    try:
+        with svc.db.read() as s:
+            code = current_code(s, username, svc.clock(), current_app.secret_key)
+    except LookupError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(1)
+    except SealError:
+        click.echo("error: the second factor was enrolled under another SECRET_KEY; run `flask demo load` "
+                   "again to re-enrol the demo people", err=True)
+        sys.exit(1)
+    click.echo(code)
