@@ -4,6 +4,9 @@ operating-system user, refused requests and 403s recorded with user, address and
 logout with its address; and `flask trail verify` after `flask trail archive` (no false break)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+import pytest
 from sqlalchemy import select, text
 
 from tests.cli.runner import Cli
@@ -149,3 +152,67 @@ def test_logout_is_recorded_with_the_address(app, people):
     as_user(app, "promo2").post("/logout")
     [logout] = security_events(app, "logout")
     assert logout.username == "promo2" and logout.ip == "127.0.0.1"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def scratch_url(request, tmp_path):
+    import os
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("PostgreSQL: set TEST_DATABASE_URL")
+    from workflow_app.database import Database
+    server = make_url(Database(os.environ["TEST_DATABASE_URL"]).url)
+    name = f"parkflow_mig_{os.getpid()}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_migration_chains_the_rows_already_there(scratch_url):
+    """0008_security on a database that already has a security log: the rows are chained oldest
+    first, the head recorded, the append-only guard back in place."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy.orm import Session
+
+    from tests.conftest import ROOT
+    from workflow_app.database import Database
+    from workflow_app.services import append_only
+
+    url = scratch_url
+    cfg = AlembicConfig(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "0007")
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            for n in range(3):
+                conn.execute(text("INSERT INTO security_event (created_at, username, ip, event, outcome, details) "
+                                  "VALUES (:at, :u, '10.0.0.1', 'login', 'ok', :d)"),
+                             {"at": datetime(2026, 5, n + 1, 8, 0, 0, 123456, tzinfo=timezone.utc)
+                              if not db.is_sqlite else f"2026-05-0{n + 1} 08:00:00.123456",
+                              "u": f"old{n}", "d": '{"n": %d}' % n})
+        command.upgrade(cfg, "head")
+        with Session(db.engine) as s:
+            assert security_log.verify(s) == (3, None)
+            assert [e.username for e in s.scalars(select(SecurityEvent).order_by(SecurityEvent.seq))] == \
+                ["old0", "old1", "old2"]
+        with db.engine.connect() as conn:
+            guards = {"security_event_append_only_update", "security_event_append_only_delete"} \
+                if db.is_sqlite else {"security_event_append_only_rows"}
+            assert guards <= append_only.installed(conn)
+    finally:
+        db.dispose()
