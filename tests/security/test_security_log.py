@@ -216,3 +216,14 @@ def test_migration_chains_the_rows_already_there(scratch_url):
             assert guards <= append_only.installed(conn)
     finally:
         db.dispose()
+
+
+def test_the_compliance_console_verifies_the_security_log_too(app, people, db):
+    events = some_events(app)
+    auditor = as_user(app, "auditor")
+    page = auditor.post("/compliance/verify")
+    assert page.status_code == 200 and 'data-security-log="ok"' in page.get_data(as_text=True)
+    with superuser(db) as conn:
+        conn.execute(text("UPDATE security_event SET outcome = 'ok' WHERE id = :id"), {"id": events[0].id})
+    broken = auditor.post("/compliance/verify").get_data(as_text=True)
+    assert 'data-security-log="broken"' in broken and f"{events[0].id}" in broken

@@ -202,8 +202,12 @@ def verify():
     """Verify every chain (instances and the system chain); the result names the first break."""
     user = _reviewer()
     svc = services()
+    from ..services import security_log
+
     with svc.db.read() as s:
         result = trail.verify(s)
+    with svc.db.read() as s:
+        log_rows, log_break = security_log.verify(s)
     instance_id = None
     if result.chain and result.chain.startswith("instance "):
         instance_id = int(result.chain.split()[1])
@@ -211,8 +215,10 @@ def verify():
         accounts.log(s, "trail_verify", now=svc.clock(), user=s.get(User, user.id), ip=_ip(),
                      outcome="ok" if result.ok else "error", checked=result.checked,
                      chains=result.chains, chain=result.chain,
-                     event_id=result.broken.event_id if result.broken else None)
+                     event_id=result.broken.event_id if result.broken else None,
+                     security_rows=log_rows, security_log_ok=log_break is None)
     return render_template("compliance/verify.html", result=result, instance_id=instance_id,
+                           log_rows=log_rows, log_break=log_break,
                            reason=break_reason(result.broken.reason) if result.broken else "",
                            checked_at=svc.clock())
 
