@@ -203,3 +203,14 @@ def test_password_changes_are_rate_limited(make_app, clock):
     for _ in range(10):   # a mismatched confirmation: refused without counting towards the lock
         assert change(client, PASSWORD, confirm="Other#2026xx").status_code == 422
     assert change(client, PASSWORD, confirm="Other#2026xx").status_code == 429
+
+
+def test_a_lock_from_failed_logins_refuses_the_change_but_keeps_the_session(app, people, clock):
+    client = as_user(app, "promo1")
+    for _ in range(5):
+        app.test_client().post("/login", data={"username": "promo1", "password": "wrong"})
+    refused = change(client, PASSWORD)
+    assert refused.status_code == 422 and "账户已锁定" in text(refused)
+    assert client.get("/password").status_code == 200      # still signed in: not this session's guess
+    with app.extensions["parkflow"].db.read() as s:      # unchanged: still the factory's hash
+        assert not s.get(User, people["promo1"]).password_hash.startswith(KDF_PREFIX)

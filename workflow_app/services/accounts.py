@@ -79,18 +79,22 @@ def set_password(user: User, password: str, now: datetime, *, policy: Policy,
 def check_current_password(session: Session, user: User, password: str, *, now: datetime, ip: str,
                            policy: Policy) -> None:
     """A signed-in person proving their password again (changing it): a wrong one counts towards
-    the same lock as a failed login, and reaching the limit ends every session of the account.
-    Raises LoginRefused; the caller commits anyway so the failure is recorded."""
+    the same lock as a failed login, and reaching the limit ends every session of the account
+    (LoginRefused reason `locked_out`). While the account is locked the change is refused
+    (`locked`). The caller commits anyway so the failure is recorded."""
     check_lock(session, user, now=now, ip=ip)
     if check_password_hash(user.password_hash, password):
         return
     try:
         register_failure(session, user, now=now, ip=ip, policy=policy, reason="current_password")
     except LoginRefused as refused:
-        if refused.reason == "locked":
-            from .security import revoke_all
-            revoke_all(session, user.id, now=now)
-        raise
+        if refused.reason != "locked":
+            raise
+        from .security import revoke_all
+        revoke_all(session, user.id, now=now)
+        # "locked_out": this guess locked the account and ended its sessions (the caller signs
+        # the person out); a lock already in place (check_lock above) stays "locked"
+        raise LoginRefused(refused.message, "locked_out") from None
 
 
 def log(session: Session, event: str, *, now: datetime, user: User | None = None, username: str = "",

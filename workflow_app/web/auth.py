@@ -214,7 +214,7 @@ def change_password():
                                                         policy=policy(s))
                     except accounts.LoginRefused as refused:
                         error = "当前密码不正确" if refused.reason == "bad_credentials" else refused.message
-                        locked_out = refused.reason == "locked"
+                        locked_out = refused.reason == "locked_out"
                     else:
                         accounts.set_password(row, form.new.data, now, policy=policy(s))
                         accounts.log(s, "password_changed", now=now, user=row, ip=ip)
