@@ -14,12 +14,13 @@ if TYPE_CHECKING:  # importing the package (e.g. the pure engine) must not pull 
 
 
 def create_app(config: "type[Config] | Config | str | None" = None) -> "APIFlask":
+    import os
     from pathlib import Path
 
     from apiflask import APIFlask
     from flask import session
 
-    from config import by_name
+    from config import ENVIRONMENT_KEYS, by_name, check
 
     from .container import Services
     from .extensions import babel, csrf, limiter, login_manager
@@ -29,9 +30,27 @@ def create_app(config: "type[Config] | Config | str | None" = None) -> "APIFlask
                    spec_path="/api/v1/openapi.json", docs_path=None,  # Swagger UI needs a CDN; CSP forbids it
                    template_folder=str(root / "templates"), static_folder="static")
     if config is None or isinstance(config, str):
-        import os
         config = by_name(config or os.environ.get("PARKFLOW_CONFIG"))
-    app.config.from_object(config() if isinstance(config, type) else config)
+
+    settings = config() if isinstance(config, type) else config
+    app.config.from_object(settings)
+    # Precedence: environment > instance file > defaults (config.py). The class read the
+    # environment already, so after the instance file the environment's settings are put back.
+    instance = app.config.get("INSTANCE_CONFIG")
+    if instance and Path(instance).is_file():
+        app.config.from_pyfile(instance)
+        for key in ENVIRONMENT_KEYS:
+            if key in os.environ and hasattr(settings, key):
+                app.config[key] = getattr(settings, key)
+        if app.config.get("REDIS_URL") and app.config.get("RATELIMIT_STORAGE_URI") == "memory://":
+            app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    check(app.config)
+    if app.config["PROXY_COUNT"]:
+        # Behind N reverse proxies: the client address (security log, rate limits) and scheme
+        # come from the X-Forwarded-* headers those proxies set, trusting exactly N hops.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -44,6 +63,8 @@ def create_app(config: "type[Config] | Config | str | None" = None) -> "APIFlask
 
     babel.init_app(app, locale_selector=select_locale, default_domain="messages")
     app.extensions["parkflow"] = Services.build(app.config)
+    from .services import security_log
+    security_log.install()  # security events are hash-chained as they are flushed
 
     from . import cli, web
     from .api import register_api

@@ -31,6 +31,20 @@ def register(app: Flask) -> None:
     cli_security.register(app)  # trail archive, the archive-aware trail verify, backup, restore
 
 
+def cli_log(session, event: str, *, outcome: str = "ok", **details: object) -> None:
+    """A command-line action in the security log: the operating-system user who ran it, source
+    `cli` (the security log records administrative actions, not only those made in pages)."""
+    import getpass
+
+    from .services.accounts import log
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    log(session, event, now=services().clock(), username=f"cli:{who}"[:64], ip="cli", outcome=outcome, **details)
+
+
 # ------------------------------------------------------------------ db
 def alembic_upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
@@ -93,6 +107,8 @@ def defs_sync() -> None:
         sys.exit(1)
     with svc.db.write() as s:
         results = svc.store.sync(s, svc.clock(), catalogue=catalogue)
+        cli_log(s, "definitions_synced", created=[f"{r.key}@{r.revision}" for r in results if r.created],
+                definitions=len(results))
     for r in results:
         click.echo(f"{r.key}: revision {r.revision} (version {r.version}, {r.content_hash[:12]})"
                    f"{' new' if r.created else ''}")
@@ -136,27 +152,20 @@ def defs_migrate(key: str, from_revision: int, to_revision: int, mapping: tuple[
     try:
         with svc.db.write() as s:
             moved = migrate_instances(s, svc.store, svc.workflow, key, from_revision, to_revision, steps)
+            cli_log(s, "instances_migrated", key=key, from_revision=from_revision, to_revision=to_revision,
+                    steps=steps, instances=len(moved))
     except ValueError as exc:
+        with svc.db.write() as s:
+            cli_log(s, "instances_migrated", outcome="refused", key=key, from_revision=from_revision,
+                    to_revision=to_revision, reason=str(exc)[:300])
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"{len(moved)} instance(s) moved to revision {to_revision}")
 
 
 # ------------------------------------------------------------------ trail
-@trail_cli.command("verify")
-def trail_verify() -> None:
-    """Verify every hash chain; exit 1 naming the first broken event."""
-    from .services.trail import verify
-
-    svc = services()
-    with svc.db.read() as s:
-        result = verify(s)
-    if result.broken:
-        b = result.broken
-        click.echo(f"BROKEN in {result.chain}: event id {b.event_id}, seq {b.seq}: {b.reason}"
-                   f" ({result.checked} events verified before it)")
-        sys.exit(1)
-    click.echo(f"OK: {result.checked} events in {result.chains} chains verified")
+# `flask trail verify` and `flask trail archive` live in cli_security.py (one verification:
+# services/trail.verify, with the archive files and the security log's chain on top).
 
 
 # ------------------------------------------------------------------ tokens
@@ -180,6 +189,7 @@ def tokens_create(username: str, name: str, days: int, department: str | None, r
             click.echo(f"error: no user {username!r}", err=True)
             sys.exit(1)
         token = create_token(s, user.id, name, days, department, role, now=svc.clock())
+        cli_log(s, "cli_token_created", target=username, name=name, days=days)
     click.echo(token)
 
 
@@ -192,6 +202,7 @@ def tokens_revoke(token_id: int) -> None:
     svc = services()
     with svc.db.write() as s:
         live = revoke_token(s, token_id, now=svc.clock())
+        cli_log(s, "cli_token_revoked", token_id=token_id, outcome="ok" if live else "refused")
     click.echo("revoked" if live else "no live token with that id")
 
 
@@ -205,16 +216,49 @@ def demo_load() -> None:
         click.echo("refused: demo data is never loaded in production", err=True)
         sys.exit(1)
     svc = services()
-    summary = load_demo(svc)
+    summary = load_demo(svc, current_app.secret_key)
     click.echo(summary)
 
 
 @demo_cli.command("logins")
 def demo_logins() -> None:
     """Print the demo accounts."""
-    from .demo import DEMO_PASSWORD, PEOPLE
+    from sqlalchemy import select
 
+    from .demo import DEMO_PASSWORD, PEOPLE
+    from .models import User
+
+    with services().db.read() as s:
+        with_code = set(s.scalars(select(User.username).where(User.totp_secret.is_not(None))))
     click.echo("\nParkFlow 演示账号 (demo logins) — http://127.0.0.1:5000  password: " + DEMO_PASSWORD)
     for p in PEOPLE:
-        click.echo(f"  {p.username:<14} {p.name:<6} {p.title}")
+        note = "  + 动态验证码: flask demo otp " + p.username if p.username in with_code else ""
+        click.echo(f"  {p.username:<14} {p.name:<6} {p.title}{note}")
+    if with_code:
+        click.echo("\n带「动态验证码」的账号登录时还需输入 6 位验证码 (second factor): "
+                   "`.venv/bin/flask demo otp USER` 打印当前验证码（每个验证码只能用一次，30 秒一换）。")
     click.echo("")
+
+
+@demo_cli.command("otp")
+@click.argument("username")
+def demo_otp(username: str) -> None:
+    """Print the current second-factor code of a demo person (what their app would show)."""
+    from .demo import current_code
+    from .services.second_factor import SealError
+
+    if not current_app.config.get("DEMO_ALLOWED", False):
+        click.echo("refused: demo commands are never available in production", err=True)
+        sys.exit(1)
+    svc = services()
+    try:
+        with svc.db.read() as s:
+            code = current_code(s, username, svc.clock(), current_app.secret_key)
+    except LookupError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(1)
+    except SealError:
+        click.echo("error: the second factor was enrolled under another SECRET_KEY; run `flask demo load` "
+                   "again to re-enrol the demo people", err=True)
+        sys.exit(1)
+    click.echo(code)

@@ -4,6 +4,7 @@
     flask trail verify [--archive FILE ...]             every chain, and the archives given
     flask backup OUT                                     the whole database
     flask restore IN                                     replace it, then verify the trail
+    flask users create-admin NAME --role R --name N      an administrator (password prompted / stdin)
 
 `register(app)` adds them (the archive-aware `trail verify` takes the place of the plain one: same
 output and exit codes, plus `--archive`). Thin shells over services/archive.py and backup.py.
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from .container import services
+
+
+users_cli = AppGroup("users", help="Accounts the server's operator manages (administrators).")
 
 
 def register(app: Flask) -> None:
@@ -29,6 +33,53 @@ def register(app: Flask) -> None:
     trail_cli.add_command(trail_anchor, "anchor")
     app.cli.add_command(backup_command, "backup")
     app.cli.add_command(restore_command, "restore")
+    app.cli.add_command(users_cli)
+
+
+def operator() -> str:
+    """Who runs the command (the operating-system account), for the security log."""
+    import getpass
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _log(event: str, *, outcome: str = "ok", **details) -> None:
+    from .cli import cli_log
+
+    with services().db.write() as s:
+        cli_log(s, event, outcome=outcome, **details)
+
+
+# ---------------------------------------------------------------- administrators
+@users_cli.command("create-admin")
+@with_appcontext
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["system", "security", "audit"]),
+              help="系统管理员 / 安全管理员 / 审计管理员 (三员分立)")
+@click.option("--name", "display_name", required=True, help="the person's name as shown")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of standard input (for scripts); "
+                   "otherwise it is prompted for twice. Never given on the command line.")
+def create_admin(username: str, role: str, display_name: str, password_stdin: bool) -> None:
+    """Create an administrator account (how production gets its first administrators)."""
+    from .services.administration import AdminRefused, create_administrator
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    svc = services()
+    try:
+        with svc.db.write() as s:
+            create_administrator(s, username, display_name, role, password, now=svc.clock(),
+                                 policy=svc.policy, operator=operator())
+    except AdminRefused as refused:
+        _log("admin_created", outcome="refused", target=username[:64], role=role, reason=str(refused)[:300])
+        click.echo(f"refused: {refused}", err=True)
+        sys.exit(1)
+    click.echo(f"administrator {username} ({role}) created; a second factor is enrolled at first sign-in")
 
 
 def _report(result) -> None:
@@ -50,22 +101,35 @@ def _report(result) -> None:
               help="an archive file written by `flask trail archive` (repeat for several)")
 @click.option("--anchors", "anchor_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="an export file written by `flask trail anchor --export` (repeat for several)")
-def trail_verify(archives: tuple[str, ...], anchor_files: tuple[str, ...]) -> None:
-    """Verify every hash chain (and the archives given) and the trail anchors (with
-    TRAIL_ANCHOR_KEY); exit 1 naming the first broken event or anchor."""
+@click.option("--workers", default=1, type=click.IntRange(1, 16),
+              help="processes verifying instance ranges in parallel (PostgreSQL)")
+def trail_verify(archives: tuple[str, ...], anchor_files: tuple[str, ...], workers: int) -> None:
+    """Verify every hash chain (decision trail, the archives given, the security log) and the
+    trail anchors (with TRAIL_ANCHOR_KEY); exit 1 naming the first broken event or anchor."""
+    from .services import security_log
     from .services.anchor import AnchorRefused
     from .services.archive import verify
 
     svc = services()
     try:
         with svc.db.read() as s:
-            result = verify(s, [Path(a) for a in archives],
+            result = verify(s, [Path(a) for a in archives], workers=workers,
                             anchor_key=current_app.config.get("TRAIL_ANCHOR_KEY"),
                             anchor_exports=[Path(a) for a in anchor_files])
     except AnchorRefused as refused:
         click.echo(str(refused), err=True)
         sys.exit(1)
+    with svc.db.read() as s:
+        rows, broken = security_log.verify(s)
+    _log("trail_verify", outcome="ok" if result.ok and broken is None else "error",
+         source="cli", events=result.checked, security_rows=rows,
+         broken=None if result.ok else result.where)
+    if broken is not None and result.ok:
+        click.echo(f"BROKEN in the security log: row id {broken.event_id}, seq {broken.seq}: {broken.reason}"
+                   f" ({rows} rows verified before it)")
+        sys.exit(1)
     _report(result)
+    click.echo(f"OK: security log, {rows} rows verified")
 
 
 @click.command("anchor")
@@ -107,8 +171,11 @@ def trail_archive(before, out: str) -> None:
             result = archive(s, before.date() if hasattr(before, "date") else date.fromisoformat(before),
                              Path(out), now=svc.clock(), retention_days=max(185, retention))
     except ArchiveRefused as refused:
+        _log("trail_archived", outcome="refused", reason=str(refused)[:300])
         click.echo(str(refused), err=True)
         sys.exit(1)
+    _log("trail_archived", file=result.path.name, events=result.events, instances=result.instances,
+         archive_hash=result.archive_hash)
     click.echo(f"archived {result.events} events of {result.instances} instance(s) to {result.path}; "
                f"final hash {result.archive_hash}")
 
@@ -126,8 +193,10 @@ def backup_command(out: str, fmt: str | None) -> None:
     try:
         used = backup(svc.db, Path(out), fmt=fmt)
     except BackupError as exc:
+        _log("backup", outcome="error", reason=str(exc)[:300])
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    _log("backup", file=Path(out).name, format=used)
     click.echo(f"backup written to {out} ({used})")
 
 
@@ -151,4 +220,6 @@ def restore_command(source: str, yes: bool) -> None:
     click.echo(f"restored from {source} ({used})")
     with svc.db.read() as s:
         result = verify(s, anchor_key=current_app.config.get("TRAIL_ANCHOR_KEY"))
+    _log("restore", outcome="ok" if result.ok else "error", file=Path(source).name, format=used,
+         broken=None if result.ok else result.where)
     _report(result)

@@ -32,7 +32,8 @@ class Services:
         db = Database(config["DATABASE_URL"])
         store = DefinitionStore(config["PROCESS_DEFS"])
         calendar = WorkingCalendar.from_directory(Path(config["CALENDARS"]))
-        policy = Policy(max_failures=config["LOGIN_MAX_FAILURES"], lock_minutes=config["LOGIN_LOCK_MINUTES"],
+        policy = Policy(min_length=config.get("PASSWORD_MIN_LENGTH", 12),
+                        max_failures=config["LOGIN_MAX_FAILURES"], lock_minutes=config["LOGIN_LOCK_MINUTES"],
                         idle_minutes=config["SESSION_IDLE_MINUTES"],
                         admin_idle_minutes=config["ADMIN_IDLE_MINUTES"],
                         absolute_hours=config["SESSION_ABSOLUTE_HOURS"],

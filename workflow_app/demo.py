@@ -54,7 +54,7 @@ PEOPLE: tuple[Person, ...] = (
 )
 
 
-def load_people(session, now) -> int:
+def load_people(session, now, secret_key: str | None = None) -> int:
     existing = set(session.scalars(select(User.username)))
     created = 0
     password = hash_password(DEMO_PASSWORD)
@@ -67,7 +67,47 @@ def load_people(session, now) -> int:
         session.add(user)
         created += 1
     session.flush()
+    if secret_key:
+        enrol_second_factors(session, now, secret_key)
     return created
+
+
+def enrol_second_factors(session, now, secret_key: str) -> list[str]:
+    """Pre-enrol the demo people who must use a second factor (administrators, 国资中心, the
+    compliance reviewer), so `make run` needs no authenticator app: `flask demo otp USER`
+    prints the current code. A secret sealed with another SECRET_KEY is replaced."""
+    from .services import second_factor
+    from .services.security import needs_second_factor
+
+    demo = {p.username for p in PEOPLE}
+    done = []
+    for user in session.scalars(select(User).where(User.username.in_(demo)).order_by(User.id)):
+        if not needs_second_factor(user):
+            continue
+        if user.totp_secret:
+            try:
+                second_factor.unseal(user.totp_secret, user.id, secret_key)
+                continue
+            except second_factor.SealError:
+                pass
+        user.totp_secret = second_factor.seal(second_factor.new_secret(), user.id, secret_key)
+        done.append(user.username)
+    return done
+
+
+def current_code(session, username: str, now, secret_key: str) -> str:
+    """The demo person's current TOTP code (what their authenticator app would show)."""
+    import pyotp
+
+    from .services import second_factor
+
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or username not in {p.username for p in PEOPLE}:
+        raise LookupError(f"no demo person {username!r}")
+    if not user.totp_secret:
+        raise LookupError(f"{username} has no second factor: sign in with the password only")
+    raw = second_factor.unseal(user.totp_secret, user.id, secret_key)
+    return pyotp.TOTP(second_factor.as_text(raw)).at(now)
 
 
 def _ids(session) -> dict[str, int]:
@@ -166,7 +206,7 @@ def load_applications(svc: Services) -> int:
     return 4
 
 
-def load_demo(svc: Services) -> str:
+def load_demo(svc: Services, secret_key: str | None = None) -> str:
     from .domain.portfolio import load_file
     from .domain.portfolio_store import load_portfolio
 
@@ -174,7 +214,7 @@ def load_demo(svc: Services) -> str:
     portfolio = load_file(org=svc.store.organisation)
     with svc.db.write() as s:
         svc.store.sync_departments(s)
-        people = load_people(s, now)
+        people = load_people(s, now, secret_key)
         stats = load_portfolio(s, portfolio)
     applications = load_applications(svc)
     evaluations = evaluate_indicators(svc)

@@ -117,3 +117,26 @@ def test_successful_requests_do_not_count_against_the_limit(app, client, tokens)
     app.config["API_AUTH_FAILURE_LIMIT"] = "3 per minute"
     for _ in range(10):
         assert client.get("/api/v1/me", headers=bearer(tokens["promo1"])).status_code == 200
+
+
+@pytest.mark.parametrize("change, reason", [("locked", "locked"), ("disabled", "inactive")])
+def test_token_of_a_locked_or_disabled_account_is_refused(app, client, tokens, people, clock, change, reason):
+    """A lockout (after failed logins) or disabling stops the account's scripts too; a lock that
+    has run out lets the token work again."""
+    from workflow_app.models import User
+
+    svc = app.extensions["parkflow"]
+    assert client.get("/api/v1/me", headers=bearer(tokens["promo1"])).status_code == 200
+    with svc.db.write() as s:
+        user = s.get(User, people["promo1"])
+        if change == "locked":
+            user.locked_until = clock() + timedelta(minutes=30)
+        else:
+            user.is_active = False
+    assert_401(client.get("/api/v1/tasks", headers=bearer(tokens["promo1"])), reason)
+    with svc.db.read() as s:
+        last = s.scalars(select(SecurityEvent).order_by(SecurityEvent.id.desc())).first()
+    assert last.event == "api_auth_failed" and last.details["reason"] == reason and last.username == "promo1"
+    if change == "locked":
+        clock.now += timedelta(minutes=31)
+        assert client.get("/api/v1/me", headers=bearer(tokens["promo1"])).status_code == 200

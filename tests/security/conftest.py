@@ -83,16 +83,21 @@ def people(app, clock) -> dict[str, int]:
     return add_crowd(app, clock())
 
 
+REFUSAL_EVENTS = ("access_denied", "action_refused")
+
+
 def snapshot(app) -> dict[str, object]:
     """Counts and sums that change when anything is written (rows added, tasks claimed or
-    decided, instances moved, sessions ended, accounts changed)."""
+    decided, instances moved, sessions ended, accounts changed). The security log's records of
+    refused requests (REFUSAL_EVENTS) are left out: a refusal is meant to be recorded, and
+    tests/security/test_security_log.py checks those records."""
     svc = app.extensions["parkflow"]
     with svc.db.read() as s:
         def count(model, *where):
             return s.scalar(select(func.count()).select_from(model).where(*where))
         return {
             "trail": count(TrailEvent), "instances": count(ProcessInstance), "tasks": count(Task),
-            "security_log": count(SecurityEvent), "users": count(User), "memberships": count(Membership),
+            "security_log": count(SecurityEvent, SecurityEvent.event.not_in(REFUSAL_EVENTS)), "users": count(User), "memberships": count(Membership),
             "substitutions": count(Substitution), "definitions": count(ProcessDefinition),
             "versions": s.scalar(select(func.coalesce(func.sum(ProcessInstance.version), 0))),
             "claimed": count(Task, Task.assignee_id.is_not(None)),

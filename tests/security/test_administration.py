@@ -68,7 +68,7 @@ def test_policy_can_only_be_tightened_and_takes_effect(app, people):
                                                    "absolute_hours": 12, "max_age_days": 90})
     assert loose.status_code == 422 and "不得低于等保三级" in text(loose)
     assert snapshot(app) == before
-    tight = secadmin.post("/security/policy", data={"min_length": 12, "classes": 3, "max_failures": 3,
+    tight = secadmin.post("/security/policy", data={"min_length": 14, "classes": 3, "max_failures": 3,
                                                    "lock_minutes": 60, "idle_minutes": 20, "admin_idle_minutes": 10,
                                                    "absolute_hours": 8, "max_age_days": 60})
     assert tight.status_code == 302

@@ -11,8 +11,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.cli.runner import Cli
-from tests.security.conftest import snapshot
-from tests.web.helpers import DATA, act, open_tasks, start
+from tests.security.conftest import security_events, snapshot
+from tests.web.helpers import DATA, act, as_user, open_tasks, start, text as page_text
 from workflow_app.engine.runtime import Request
 from workflow_app.models import ProcessInstance, TrailEvent
 from workflow_app.services import append_only
@@ -127,7 +127,11 @@ def test_archive_refuses_anything_younger_than_the_retention(old_and_new, databa
     result = cli("trail", "archive", "--before", young, str(tmp_path / "a.jsonl"))
     cli.close()
     assert result.exit_code == 1 and "younger than the retention of 185 days" in result.output
-    assert not (tmp_path / "a.jsonl").exists() and snapshot(app) == before
+    after = snapshot(app)
+    assert after.pop("security_log") == before.pop("security_log") + 1   # the refusal, logged
+    assert not (tmp_path / "a.jsonl").exists() and after == before
+    [refusal] = security_events(app, "trail_archived")
+    assert refusal.outcome == "refused" and refusal.ip == "cli" and refusal.username.startswith("cli:")
 
 
 def test_archive_keeps_the_chain_verifiable(old_and_new, database_url, defs_dir, tmp_path):
@@ -158,6 +162,41 @@ def test_archive_keeps_the_chain_verifiable(old_and_new, database_url, defs_dir,
 
         # a second archive is refused over the first file, and chains to it otherwise
         assert cli("trail", "archive", "--before", "2026-03-01", str(out)).exit_code == 1
+    finally:
+        cli.close()
+
+
+def test_after_archiving_every_live_verification_continues_from_the_archive(old_and_new, database_url,
+                                                                           defs_dir, tmp_path, db):
+    """No false break on the live database once instances were archived: the console's and the
+    API's verification (services/trail.verify, the one implementation) and the CLI agree; a live
+    event smuggled back into an archived instance is still a break."""
+    from tests.tampering import superuser
+    from workflow_app.services import trail
+
+    app, people, old, _running = old_and_new
+    cli = _cli(app, database_url, defs_dir)
+    try:
+        assert cli("trail", "archive", "--before", "2026-03-01", str(tmp_path / "a.jsonl")).exit_code == 0
+        svc = app.extensions["parkflow"]
+        with svc.db.read() as s:
+            assert trail.verify(s).ok
+        from workflow_app.models import User
+        with svc.db.write() as s:   # the crowd's passwords date from January: not expired today
+            s.get(User, people["auditor"]).password_changed_at = svc.clock()
+        auditor = as_user(app, "auditor")
+        page = auditor.post("/compliance/verify")
+        assert page.status_code == 200 and "cx-ok" in page_text(page)
+        assert cli("trail", "verify").exit_code == 0
+        with superuser(db) as conn:   # a forged live event for the archived instance
+            conn.execute(text("INSERT INTO trail_event (instance_id, seq, created_at, action, actor_name, "
+                              "prev_hash, hash, details) VALUES (:iid, 1, CURRENT_TIMESTAMP, 'approve', 'x', "
+                              ":g, :g, '{}')"), {"iid": old, "g": "0" * 64})
+        with svc.db.read() as s:
+            result = trail.verify(s)
+        assert result.broken is not None and "archived instance" in result.broken.reason
+        bad = cli("trail", "verify")
+        assert bad.exit_code == 1 and f"instance {old}" in bad.output
     finally:
         cli.close()
 

@@ -229,7 +229,7 @@ def test_login_is_rate_limited_per_address(make_app, clock):
 
 
 def test_production_config_keeps_rate_limits_in_redis():
-    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/3", "SECRET_KEY": "x",
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/3", "SECRET_KEY": "x" * 32,
            "DATABASE_URL": "postgresql://u@h/db", "PARKFLOW_CONFIG": "prod"}
     out = subprocess.run([sys.executable, "-c", "from config import ProdConfig as C; c = C(); "
                           "print(c.RATELIMIT_STORAGE_URI, c.SESSION_COOKIE_SECURE, c.DEMO_ALLOWED)"],

@@ -164,7 +164,8 @@ def test_cli_trail_verify(db, chain, database_url, defs_dir):
         ok = cli("trail", "verify")
         assert ok.exit_code == 0, ok.output
         assert ok.stdout.splitlines() == ["OK: 11 events in 3 chains verified",
-                                          "note: no trail anchor yet: run `flask trail anchor` (e.g. from cron)"]
+                                          "note: no trail anchor yet: run `flask trail anchor` (e.g. from cron)",
+                                          "OK: security log, 0 rows verified"]
         tamper(db, "UPDATE trail_event SET opinion = '不同意' WHERE id = :id", id=evs[2].id)
         bad = cli("trail", "verify")
         assert bad.exit_code == 1

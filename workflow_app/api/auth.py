@@ -5,7 +5,7 @@ consulted (nothing here touches Flask-Login), so a page open in a browser cannot
 API calls by another site; that is also why the API blueprints are exempt from CSRF.
 
 Every refusal answers 401 in the API's error shape with `details.reason` (missing, invalid,
-revoked, expired, inactive), is written to the security log, and counts against the client's IP:
+revoked, expired, inactive, locked), is written to the security log, and counts against the client's IP:
 after `API_AUTH_FAILURE_LIMIT` (default 20 per minute) failures the IP gets 429 until the window
 ends. Successful requests do not count.
 """
@@ -30,6 +30,7 @@ _MESSAGES = {
     "revoked": "the API token has been revoked",
     "expired": "the API token has expired",
     "inactive": "the account behind the API token is disabled",
+    "locked": "the account behind the API token is locked",
 }
 
 

@@ -16,15 +16,19 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..models import LoginSession, SecurityEvent, User
+from . import security_log
 
-HASH_METHOD = "scrypt"
+# The KDF and its parameters, stated rather than inherited from werkzeug's defaults (which may
+# change between releases): scrypt with N=2^15, r=8, p=1 (about 32 MiB and 50-100 ms per hash).
+HASH_METHOD = "scrypt:32768:8:1"
 HISTORY = 5
+MIN_LENGTH_FLOOR = 8  # nobody may configure a shorter minimum (PASSWORD_MIN_LENGTH)
 _CLASSES = (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]")
 
 
 @dataclass(frozen=True)
 class Policy:
-    min_length: int = 8
+    min_length: int = 12
     classes: int = 3
     max_failures: int = 5
     lock_minutes: int = 30
@@ -72,8 +76,31 @@ def set_password(user: User, password: str, now: datetime, *, policy: Policy,
     user.must_change_password = must_change
 
 
+def check_current_password(session: Session, user: User, password: str, *, now: datetime, ip: str,
+                           policy: Policy) -> None:
+    """A signed-in person proving their password again (changing it): a wrong one counts towards
+    the same lock as a failed login, and reaching the limit ends every session of the account
+    (LoginRefused reason `locked_out`). While the account is locked the change is refused
+    (`locked`). The caller commits anyway so the failure is recorded."""
+    check_lock(session, user, now=now, ip=ip)
+    if check_password_hash(user.password_hash, password):
+        return
+    try:
+        register_failure(session, user, now=now, ip=ip, policy=policy, reason="current_password")
+    except LoginRefused as refused:
+        if refused.reason != "locked":
+            raise
+        from .security import revoke_all
+        revoke_all(session, user.id, now=now)
+        # "locked_out": this guess locked the account and ended its sessions (the caller signs
+        # the person out); a lock already in place (check_lock above) stays "locked"
+        raise LoginRefused(refused.message, "locked_out") from None
+
+
 def log(session: Session, event: str, *, now: datetime, user: User | None = None, username: str = "",
         ip: str = "", outcome: str = "ok", **details: object) -> None:
+    """One security-log row; hash-chained when flushed (services/security_log.py)."""
+    security_log.install()
     session.add(SecurityEvent(created_at=now, user_id=user.id if user else None,
                               username=user.username if user else username, ip=ip, event=event,
                               outcome=outcome, details=details))
@@ -168,8 +195,9 @@ def resume(session: Session, session_id: str, *, now: datetime,
     return user, row
 
 
-def end_session(session: Session, session_id: str, *, now: datetime, by: User | None = None) -> None:
+def end_session(session: Session, session_id: str, *, now: datetime, by: User | None = None,
+                ip: str = "") -> None:
     session.execute(update(LoginSession).where(LoginSession.id == session_id,
                                                LoginSession.revoked_at.is_(None)).values(revoked_at=now))
     if by is not None:
-        log(session, "logout", now=now, user=by)
+        log(session, "logout", now=now, user=by, ip=ip)

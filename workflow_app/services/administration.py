@@ -57,6 +57,36 @@ def initial_password(policy: Policy) -> str:
             return candidate
 
 
+# ---------------------------------------------------------------- the operator's command line
+def create_administrator(session: Session, username: str, display_name: str, role: str, password: str, *,
+                         now: datetime, policy: Policy, operator: str) -> User:
+    """An administrator (三员) account made on the server's command line (`flask users
+    create-admin`): how a production system gets its first administrators, since no default
+    accounts exist there. The password is the operator's (checked against the policy, never
+    taken from argv by the command); the account still has to enrol a second factor at its
+    first sign-in. Logged as `admin_created` with the operating-system user who ran it."""
+    username, display_name = (username or "").strip(), (display_name or "").strip()
+    if role not in ADMIN_ROLES:
+        raise AdminRefused(f"role must be one of {', '.join(ADMIN_ROLES)}")
+    if not (2 <= len(username) <= 64) or any(c not in string.ascii_letters + string.digits + "._-"
+                                             for c in username):
+        raise AdminRefused("用户名为 2–64 位字母、数字、点、下划线或连字符")
+    if not (1 <= len(display_name) <= 100) or "\x00" in display_name:
+        raise AdminRefused("姓名为 1–100 个字符")
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        raise AdminRefused("该用户名已存在")
+    problems = password_problems(password, username, policy)
+    if problems:
+        raise AdminRefused("；".join(problems))
+    user = User(username=username, display_name=display_name, password_hash=hash_password(password),
+                password_changed_at=now, must_change_password=False, created_at=now, admin_role=role)
+    session.add(user)
+    session.flush()
+    log(session, "admin_created", now=now, username=f"cli:{operator}"[:64], ip="cli", target=username,
+        target_id=user.id, role=role)
+    return user
+
+
 # ---------------------------------------------------------------- system administrator
 def create_user(session: Session, by: User, username: str, display_name: str, *, now: datetime,
                 policy: Policy, email: str | None = None, ip: str = "") -> tuple[User, str]:
@@ -102,8 +132,14 @@ def reset_password(session: Session, by: User, user_id: int, *, now: datetime, p
     user.password_hash = hash_password(password)
     user.password_changed_at = now
     user.must_change_password = True
+    # A reset is how a locked-out person gets back in: the lock and the failure count go with the
+    # old password (else the new one-time password would be refused until the lock ran out).
+    was_locked = bool(user.locked_until and user.locked_until > now)
+    user.locked_until = None
+    user.failed_logins = 0
     revoke_all(session, user.id, now=now)
-    log(session, "password_reset", now=now, user=by, ip=ip, target=user.username, target_id=user.id)
+    log(session, "password_reset", now=now, user=by, ip=ip, target=user.username, target_id=user.id,
+        was_locked=was_locked)
     return password
 
 

@@ -31,12 +31,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..engine.trail import GENESIS, Break, verify_chain
-from ..models import ProcessInstance, TrailEvent, TrailHead
+from ..models import ProcessInstance, TrailEvent
 from . import append_only
-from .trail import SYSTEM_CHAIN, _COLUMNS, append_system_event
+from .trail import _COLUMNS, ARCHIVE_EVENT, append_system_event
+from .trail import verify as trail_verify
 
 FORMAT = "parkflow-trail-archive-v1"
-EVENT = "trail_archive"
+EVENT = ARCHIVE_EVENT
 FINISHED = ("approved", "rejected", "withdrawn", "void")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -182,51 +183,15 @@ class Verification:
 
 
 def verify(session: Session, archives: list[Path] | None = None, batch: int = 5000, *,
-           anchor_key: str | bytes | None = None, anchor_exports: list[Path] = ()) -> Verification:
-    """Every live chain (archived instances excluded, and they must have no live events), the
-    system chain, each archive file against the system chain's record of it, then the anchors
-    (services/anchor.py) when a key is given."""
-    result = Verification()
-    archived = archived_ids(session)
-    heads = {r.id: (r.trail_head, r.trail_count) for r in session.execute(
-        select(ProcessInstance.id, ProcessInstance.trail_head, ProcessInstance.trail_count))}
-    columns = [getattr(TrailEvent, c) for c in _COLUMNS]
-    stream = session.execute(select(*columns).where(TrailEvent.instance_id.is_not(None))
-                             .order_by(TrailEvent.instance_id, TrailEvent.seq).execution_options(yield_per=batch))
-    current, pending = None, []
-
-    def finish(iid: int, events: list) -> Break | None:
-        if iid in archived:
-            return Break(events[0]["id"], events[0]["seq"], "live event of an archived instance")
-        head, count = heads.pop(iid, (None, None))
-        if head is None:
-            return Break(events[0]["id"], events[0]["seq"], "events belong to no known instance")
-        n, broken = verify_chain(events, head, count)
-        result.checked += n
-        result.chains += 1
-        return broken
-
-    for row in stream.mappings():
-        if row["instance_id"] != current:
-            if pending and (broken := finish(current, pending)):
-                stream.close()
-                return result.fail(f"instance {current}", broken)
-            current, pending = row["instance_id"], []
-        pending.append(row)
-    if pending and (broken := finish(current, pending)):
-        return result.fail(f"instance {current}", broken)
-    for iid, (_head, count) in sorted(heads.items()):
-        if count and iid not in archived:
-            return result.fail(f"instance {iid}", Break(None, 1, f"all {count} events are missing"))
-    system_head = session.get(TrailHead, SYSTEM_CHAIN)
-    system = [dict(r) for r in session.execute(select(*columns).where(TrailEvent.instance_id.is_(None))
-                                                .order_by(TrailEvent.seq)).mappings()]
-    n, broken = verify_chain(system, system_head.head if system_head else GENESIS,
-                             system_head.count if system_head else 0)
-    result.checked += n
-    result.chains += 1
-    if broken:
-        return result.fail(SYSTEM_CHAIN, broken)
+           workers: int = 1, anchor_key: str | bytes | None = None,
+           anchor_exports: list[Path] = ()) -> Verification:
+    """Every live chain and the system chain (services/trail.verify, the one implementation:
+    archived instances must have no live events), then each archive file against the system
+    chain's record of it, then the anchors (services/anchor.py) when a key is given."""
+    live = trail_verify(session, batch, workers=workers)
+    result = Verification(checked=live.checked, chains=live.chains)
+    if live.broken is not None:
+        return result.fail(live.chain, live.broken)
     records = recorded(session)
     result.recorded_archives = len(records)
     for path in archives or []:

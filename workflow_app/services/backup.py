@@ -8,6 +8,14 @@
 A restore replaces the database's contents; the caller then verifies every chain
 (services/archive.verify) and reports. The JSON-lines format carries the schema revision and is
 refused by a database at another revision (restore into a freshly migrated database).
+
+One consistent snapshot: the SQLite backup API and pg_dump each copy one moment; the JSON-lines
+dump reads every table inside ONE transaction (REPEATABLE READ, read-only on PostgreSQL; on SQLite
+the engine's transaction), so a row written meanwhile is in all tables or in none.
+
+The PostgreSQL password never appears on a command line (where `ps` shows it to every local
+user): pg_dump / pg_restore get the URL without it and read it from a private PGPASSFILE (mode
+0600, removed afterwards) — the file libpq reads instead of ~/.pgpass.
 """
 from __future__ import annotations
 
@@ -36,8 +44,34 @@ class BackupError(RuntimeError):
 
 
 def _libpq_url(db: Database) -> str:
-    url = make_url(db.url).set(drivername="postgresql")
+    """The database URL for libpq tools, WITHOUT the password (see `_pg_tool`)."""
+    url = make_url(db.url).set(drivername="postgresql")._replace(password=None)  # set() ignores None
     return url.render_as_string(hide_password=False)
+
+
+def _pgpass_line(password: str) -> str:
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n"
+
+
+def _pg_tool(db: Database, argv: list[str]) -> None:
+    """Run pg_dump / pg_restore with the password in a private PGPASSFILE, not in argv."""
+    import os
+    import tempfile
+
+    password = make_url(db.url).password
+    if not password:  # the operator's own PGPASSWORD / ~/.pgpass / peer authentication
+        _run(argv)
+        return
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    fd, path = tempfile.mkstemp(prefix="parkflow-pgpass-")
+    try:
+        os.fchmod(fd, 0o600)  # libpq ignores a password file others can read
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(_pgpass_line(str(password)))
+        _run(argv, env={**env, "PGPASSFILE": path})
+    finally:
+        os.unlink(path)
 
 
 def backup(db: Database, out: Path, *, fmt: str | None = None) -> str:
@@ -56,7 +90,7 @@ def backup(db: Database, out: Path, *, fmt: str | None = None) -> str:
             raw.close()
         return "sqlite"
     if not db.is_sqlite and fmt in (None, "pg_custom") and shutil.which("pg_dump"):
-        _run(["pg_dump", "--format=custom", "--no-owner", f"--file={out}", f"--dbname={_libpq_url(db)}"])
+        _pg_tool(db, ["pg_dump", "--format=custom", "--no-owner", f"--file={out}", f"--dbname={_libpq_url(db)}"])
         return "pg_custom"
     if fmt not in (None, "jsonl"):
         raise BackupError(f"format {fmt} is not available for this database")
@@ -88,15 +122,15 @@ def restore(db: Database, source: Path) -> str:
         if not shutil.which("pg_restore"):
             raise BackupError("pg_restore is not installed")
         db.engine.dispose()
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-              f"--dbname={_libpq_url(db)}", str(source)])
+        _pg_tool(db, ["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
+                      f"--dbname={_libpq_url(db)}", str(source)])
         return "pg_custom"
     _load_jsonl(db, source)
     return "jsonl"
 
 
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+def _run(argv: list[str], env: dict | None = None) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode != 0:
         raise BackupError(f"{argv[0]} failed: {done.stderr.strip()[:2000]}")
 
@@ -119,6 +153,9 @@ def _plain(value):
 def _dump_jsonl(db: Database, out: Path) -> None:
     tables = Base.metadata.sorted_tables
     with db.engine.connect() as conn, out.open("x", encoding="utf-8") as f:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        conn.begin()  # every table from the same snapshot (ended when the connection closes)
         f.write(json.dumps({"format": FORMAT, "dialect": db.engine.dialect.name, "revision": _revision(conn),
                             "created_at": datetime.now().astimezone().isoformat(),
                             "tables": [t.name for t in tables]}) + "\n")

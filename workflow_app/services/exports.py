@@ -162,7 +162,10 @@ def font_face_css() -> str:
 
 
 def _fetcher_for(fonts: list[Path]):
-    from weasyprint.urls import URLFetcher
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+        from weasyprint.urls import URLFetcher
 
     allowed = {font.as_uri() for font in fonts}
 
@@ -178,7 +181,12 @@ def _fetcher_for(fonts: list[Path]):
 def dossier_pdf(html: str, *, trail: dict, instance_id: int) -> bytes:
     """Print the rendered dossier HTML; the chain (see compliance.trail_record) rides along as an
     attached JSON file."""
-    from weasyprint import HTML, Attachment
+    import warnings
+    with warnings.catch_warnings():
+        # WeasyPrint announces (DeprecationWarning) that a later release will need the system's
+        # libharfbuzz-subset; on a host without it today's release still embeds fonts fully.
+        warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+        from weasyprint import HTML, Attachment
 
     fetcher = _fetcher_for(_fonts())
     attachment = Attachment(

@@ -107,3 +107,19 @@ def standing_in_for(session: Session, substitute_id: int, *, now: datetime) -> l
                 Substitution.ends_at > now, User.is_active.is_(True))
          .distinct().order_by(User.id))
     return [(i, n) for i, n in session.execute(q)]
+
+
+def tasks_to_cover(session: Session, substitute_id: int, *, now: datetime, limit: int = 200) -> list[tuple]:
+    """Open tasks assigned to the people `substitute_id` stands in for right now:
+    (task id, instance id, instance title, step, absent person's name) — the stand-in's list of
+    what they may act on (代为处理); the instance page offers the action."""
+    from ..models import ProcessInstance, Task
+
+    absent = dict(standing_in_for(session, substitute_id, now=now))
+    if not absent:
+        return []
+    q = (select(Task.id, Task.instance_id, ProcessInstance.title, Task.step, Task.assignee_id)
+         .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+         .where(Task.status == "open", Task.assignee_id.in_(list(absent)), Task.delegate_id.is_(None))
+         .order_by(Task.id.desc()).limit(limit))
+    return [(t, i, title, step, absent[a]) for t, i, title, step, a in session.execute(q)]

@@ -26,7 +26,8 @@ TOUCH_EVERY = timedelta(seconds=60)  # last_used_at: one write a minute, not per
 
 
 class TokenRefused(Exception):
-    """The presented token does not authenticate. `reason`: missing, invalid, revoked, expired, inactive."""
+    """The presented token does not authenticate. `reason`: missing, invalid, revoked, expired,
+    inactive (account disabled), locked (account locked after failed logins)."""
 
     def __init__(self, reason: str, token_id: int | None = None, user_id: int | None = None):
         super().__init__(reason)
@@ -105,7 +106,7 @@ _TOKENS, _USERS, _MEMBERSHIPS = ApiToken.__table__, User.__table__, Membership._
 _T, _U, _M = _TOKENS.c, _USERS.c, _MEMBERSHIPS.c
 _IDENTIFY = (select(_T.id, _T.user_id, _T.name, _T.revoked_at, _T.expires_at, _T.last_used_at,
                     _T.acting_department, _T.acting_role, _U.id.label("known_user"), _U.username,
-                    _U.display_name, _U.is_active, _U.admin_role, _M.department_code, _M.role)
+                    _U.display_name, _U.is_active, _U.locked_until, _U.admin_role, _M.department_code, _M.role)
              .select_from(_TOKENS.outerjoin(_USERS, _U.id == _T.user_id)
                           .outerjoin(_MEMBERSHIPS, _M.user_id == _U.id))
              .where(_T.token_hash == bindparam("token_hash"))
@@ -130,6 +131,9 @@ def identify(session: Session, token: str, *, now: datetime) -> TokenIdentity:
         raise TokenRefused("expired", row.id, row.user_id)
     if row.known_user is None or not row.is_active:
         raise TokenRefused("inactive", row.id, row.user_id)
+    if row.locked_until is not None and row.locked_until > now:
+        # a lock stops the account's scripts too, else a token would bypass the lockout
+        raise TokenRefused("locked", row.id, row.user_id)
     memberships = tuple((r.department_code, r.role) for r in rows if r.department_code is not None)
     department, role = row.acting_department, row.acting_role
     if department is not None and (department, role) not in memberships:

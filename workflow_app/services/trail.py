@@ -3,7 +3,10 @@
 `append_instance_event` extends an instance's chain using the head carried on the locked instance
 row (no extra read); the caller writes the new head back in the same UPDATE that bumps the
 instance version. `append_system_event` extends the system chain under a row lock on its head.
-`verify` streams every chain in order and reports the first broken event.
+`verify` streams every chain in order and reports the first broken event. It is the one
+verification of the live database (services/archive.verify adds the archive files to it):
+instances archived by `flask trail archive` are expected to have no live events, and their
+chains are checked in the archive files.
 
 How `verify` stays fast (≥ 100,000 events/s at a million events) without a second definition of
 the hash: `engine.trail` (event_hash / verify_chain) is the single definition, and it has the last
@@ -158,6 +161,8 @@ _SYSTEM_EVENTS = select(*_TYPED).where(_E.instance_id.is_(None)).order_by(_E.seq
 _SYSTEM_HEAD = select(TrailHead.__table__.c.head, TrailHead.__table__.c.count).where(
     TrailHead.__table__.c.chain == SYSTEM_CHAIN)
 _ID_RANGE = select(func.min(_I.id), func.max(_I.id))
+ARCHIVE_EVENT = "trail_archive"
+_ARCHIVE_RECORDS = select(_E.details).where(_E.instance_id.is_(None), _E.action == ARCHIVE_EVENT).order_by(_E.seq)
 
 
 # ---------------------------------------------------------------- the checks
@@ -211,13 +216,16 @@ class _Part:
     chain: str | None = None
 
 
-def _scan(conn: Connection, lo: int | None, hi: int | None, batch: int, fast: bool) -> _Part:
+def _scan(conn: Connection, lo: int | None, hi: int | None, batch: int, fast: bool,
+          archived: frozenset[int] = frozenset()) -> _Part:
     """Verify the instance chains with lo <= instance_id <= hi (None: unbounded), in id order;
-    stop at the first break: a broken chain, events of no known instance, or a chain whose
-    events are all missing — whichever comes first in instance-id order."""
+    stop at the first break: a broken chain, events of no known instance, live events of an
+    archived instance, or a chain whose events are all missing — whichever comes first in
+    instance-id order. Archived instances (their events moved to an archive file, recorded in
+    the system chain) are expected to have no live events; `--archive FILE` verifies those."""
     bounds = {k: v for k, v in (("lo", lo), ("hi", hi)) if v is not None}
     heads = {i: (h, c) for i, h, c in conn.execute(_statement("heads", lo is not None, hi is not None), bounds)}
-    due = sorted(i for i, (_h, c) in heads.items() if c)  # chains that must have events
+    due = sorted(i for i, (_h, c) in heads.items() if c and i not in archived)  # chains that must have events
     p, checked, chains, memo = 0, 0, 0, {}
     result = conn.execute(_statement("fast" if fast else "typed", lo is not None, hi is not None), bounds,
                           execution_options={"yield_per": batch})
@@ -227,10 +235,11 @@ def _scan(conn: Connection, lo: int | None, hi: int | None, batch: int, fast: bo
                 break
             if p < len(due) and due[p] == iid:
                 p += 1
-            if iid not in heads:
+            if iid not in heads or iid in archived:
                 first = next(rows)
-                return _Part(checked, chains, Break(first[1], first[2] if fast else first[_TYPED_SEQ],
-                                                    "events belong to no known instance"), f"instance {iid}")
+                why = "live event of an archived instance" if iid in archived else "events belong to no known instance"
+                return _Part(checked, chains, Break(first[1], first[2] if fast else first[_TYPED_SEQ], why),
+                             f"instance {iid}")
             head, count = heads[iid]
             broken = None
             if fast:
@@ -264,13 +273,26 @@ def _fast_possible(conn: Connection) -> bool:
     return status is not None and status("server_encoding") == "UTF8"
 
 
+def archived_instances(conn: Connection) -> frozenset[int]:
+    """Instances whose events were moved to archive files (`flask trail archive`), as recorded
+    by the system chain's `trail_archive` events (id ranges)."""
+    ids: set[int] = set()
+    for (details,) in conn.execute(_ARCHIVE_RECORDS):
+        if isinstance(details, str):
+            details = json.loads(details)
+        for a, b in (details or {}).get("instances") or []:
+            ids.update(range(int(a), int(b) + 1))
+    return frozenset(ids)
+
+
 def _scan_range(conn: Connection, lo: int | None, hi: int | None, batch: int) -> _Part:
+    archived = archived_instances(conn)
     if _fast_possible(conn):
         try:
-            return _scan(conn, lo, hi, batch, True)
+            return _scan(conn, lo, hi, batch, True, archived)
         except _Disagreement:
             pass
-    return _scan(conn, lo, hi, batch, False)
+    return _scan(conn, lo, hi, batch, False, archived)
 
 
 def _snapshot(session: Session) -> Connection:

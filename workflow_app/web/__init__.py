@@ -1,7 +1,7 @@
 """HTML blueprints, error pages, security headers and the template helpers they share."""
 from __future__ import annotations
 
-from flask import Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from ..engine.errors import ActionError
@@ -43,8 +43,16 @@ def register(app: Flask) -> None:
         return render_template("errors/error.html", code=400, title="请求已失效",
                                message="页面已过期或请求来源无法验证（CSRF），请刷新后重试。"), 400
 
+    @app.errorhandler(403)
+    def forbidden(err):
+        log_refusal("access_denied", getattr(err, "description", None) if g.get("refusal_reason") is None
+                    else g.refusal_reason)
+        if wants_json():
+            return jsonify(error="forbidden", message="您没有权限查看或操作此内容。"), 403
+        return render_template("errors/error.html", code=403, title="无权访问",
+                               message="您没有权限查看或操作此内容。"), 403
+
     for code, title, message in (
-            (403, "无权访问", "您没有权限查看或操作此内容。"),
             (404, "未找到", "您访问的内容不存在，或您无权查看。"),
             (500, "系统错误", "系统出现错误，操作未生效。请稍后重试或联系管理员。")):
         def handler(err, code=code, title=title, message=message):
@@ -57,6 +65,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(ActionError)
     def action_error(err: ActionError):
         status = {"forbidden": 403, "conflict": 409, "not_found": 404}.get(err.code, 422)
+        if status == 403:  # refused by the engine: self-approval, recusal, not assigned ...
+            log_refusal("action_refused", str(err.details.get("reason") or "forbidden"),
+                        message=err.message[:200], task_id=err.details.get("task_id"))
         if wants_json():
             return jsonify(error=err.code, message=err.message, details=_plain(err.details)), status
         if status == 409:
@@ -64,6 +75,31 @@ def register(app: Flask) -> None:
         else:
             flash(err.message, "error")
         return redirect(request.referrer if _same_site(request.referrer) else url_for("inbox.index"))
+
+
+def log_refusal(event: str, reason: str | None, **details: object) -> None:
+    """A refused request in the security log: who (signed-in person or API token's owner), from
+    where, what (method, path, endpoint) and why (a reason code). Its own transaction: the
+    refused request itself wrote nothing."""
+    from flask_login import current_user
+
+    from ..container import services
+    from ..models import User
+    from ..services import accounts
+
+    user_id = None
+    if current_user and current_user.is_authenticated:
+        user_id = current_user.id
+    elif request.path.startswith("/api/"):
+        who = g.get("flask_httpauth_user")
+        user_id = getattr(who, "user_id", None)
+    reason = reason if isinstance(reason, str) and len(reason) <= 40 and reason.isidentifier() else "forbidden"
+    svc = services()
+    with svc.db.write() as s:
+        accounts.log(s, event, now=svc.clock(), user=s.get(User, user_id) if user_id else None,
+                     ip=(request.remote_addr or "")[:64], outcome="refused", reason=reason,
+                     method=request.method, path=request.path[:200], endpoint=request.endpoint,
+                     **{k: v for k, v in details.items() if v is not None})
 
 
 def _same_site(url: str | None) -> bool:

@@ -12,7 +12,6 @@ from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from werkzeug.security import check_password_hash
 from wtforms.validators import DataRequired, Length
 from sqlalchemy import select
 
@@ -158,7 +157,8 @@ def logout():
     user = me()
     svc = services()
     with svc.db.write() as s:
-        accounts.end_session(s, user.session_id, now=svc.clock(), by=s.get(User, user.id))
+        accounts.end_session(s, user.session_id, now=svc.clock(), by=s.get(User, user.id),
+                             ip=request.remote_addr or "")
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -192,27 +192,43 @@ def set_locale(code: str):
 
 
 @bp.route("/password", methods=["GET", "POST"])
+@limiter.limit("10 per minute", methods=["POST"])
 def change_password():
     user = me()
     form = PasswordForm()
     error = None
+    locked_out = False
     if form.validate_on_submit():
         svc = services()
         if form.new.data != form.confirm.data:
             error = "两次输入的新密码不一致"
         else:
             try:
-                with svc.db.write() as s:
-                    row = s.get(User, user.id)
-                    if not check_password_hash(row.password_hash, form.current.data):
-                        raise ValueError("当前密码不正确")
-                    accounts.set_password(row, form.new.data, svc.clock(), policy=policy(s))
-                    accounts.log(s, "password_changed", now=svc.clock(), user=row, ip=request.remote_addr or "")
-                    # a changed password ends every other session (a thief's copy among them)
-                    security.revoke_all(s, row.id, now=svc.clock(), keep=user.session_id)
+                with svc.db.write() as s:  # commits a wrong current password too: it counts
+                    row = s.scalar(select(User).where(User.id == user.id).with_for_update())
+                    now, ip = svc.clock(), request.remote_addr or ""
+                    try:
+                        # A stolen session must not become a password-guessing oracle: a wrong
+                        # current password counts towards the lock like a failed login.
+                        accounts.check_current_password(s, row, form.current.data, now=now, ip=ip,
+                                                        policy=policy(s))
+                    except accounts.LoginRefused as refused:
+                        error = "当前密码不正确" if refused.reason == "bad_credentials" else refused.message
+                        locked_out = refused.reason == "locked_out"
+                    else:
+                        accounts.set_password(row, form.new.data, now, policy=policy(s))
+                        accounts.log(s, "password_changed", now=now, user=row, ip=ip)
+                        # a changed password ends every other session (a thief's copy among them)
+                        security.revoke_all(s, row.id, now=now, keep=user.session_id)
             except ValueError as exc:
                 error = str(exc)
             else:
-                flash("密码已修改", "success")
-                return redirect(url_for("inbox.index"))
-    return render_template("auth/password.html", form=form, error=error)
+                if locked_out:  # the lock ended every session, this one too
+                    logout_user()
+                    session.clear()
+                    flash(error, "error")
+                    return redirect(url_for("auth.login"))
+                if error is None:
+                    flash("密码已修改", "success")
+                    return redirect(url_for("inbox.index"))
+    return render_template("auth/password.html", form=form, error=error), 422 if error else 200

@@ -203,8 +203,12 @@ def verify():
     """Verify every chain (instances and the system chain); the result names the first break."""
     user = _reviewer()
     svc = services()
+    from ..services import security_log
+
     with svc.db.read() as s:
         result = trail.verify(s)
+    with svc.db.read() as s:
+        log_rows, log_break = security_log.verify(s)
     instance_id = None
     if result.chain and result.chain.startswith("instance "):
         instance_id = int(result.chain.split()[1])
@@ -212,10 +216,34 @@ def verify():
         accounts.log(s, "trail_verify", now=svc.clock(), user=s.get(User, user.id), ip=_ip(),
                      outcome="ok" if result.ok else "error", checked=result.checked,
                      chains=result.chains, chain=result.chain,
-                     event_id=result.broken.event_id if result.broken else None)
+                     event_id=result.broken.event_id if result.broken else None,
+                     security_rows=log_rows, security_log_ok=log_break is None)
     return render_template("compliance/verify.html", result=result, instance_id=instance_id,
+                           log_rows=log_rows, log_break=log_break,
                            reason=break_reason(result.broken.reason) if result.broken else "",
                            checked_at=svc.clock())
+
+
+# ---------------------------------------------------------------- refused decisions
+@bp.get("/refusals")
+@login_required
+def refusals():
+    """Attempted self-approvals, recusals and second decisions, all refused (from the security
+    log's `action_refused` records with the engine's reason codes)."""
+    from ..services import refusals as refused
+
+    _reviewer()
+    reason = request.args.get("reason") or None
+    if reason is not None and reason not in refused.REASONS:
+        abort(400)
+    before = request.args.get("before", type=int)
+    svc = services()
+    with svc.db.read() as s:
+        rows = refused.refused(s, reason=reason, before_id=before)
+        totals = refused.counts(s)
+    labels_ = {code: labels.pick(pair) for code, pair in refused.REASONS.items()}
+    return render_template("compliance/refusals.html", rows=rows, totals=totals, reason=reason,
+                           reasons=labels_, more=len(rows) == refused.PAGE)
 
 
 # ---------------------------------------------------------------- one instance
@@ -256,17 +284,30 @@ def dossier_pdf(iid: int):
     user = _reviewer()
     svc = services()
     now = svc.clock()
+    # Without a CJK font every Chinese character would print as a blank box ("tofu"): evidence
+    # nobody can read. Refuse loudly (503, logged) unless the operator chose the explicit
+    # fallback (PDF_FONT_FALLBACK), which prints a warning at the top of the document instead.
+    font_missing = exports.cjk_font() is None
+    if font_missing and not current_app.config.get("PDF_FONT_FALLBACK", False):
+        with svc.db.write() as s:
+            accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), outcome="error",
+                         kind="dossier_pdf", instance_id=iid, reason="no_cjk_font")
+        current_app.logger.error("PDF dossier refused: no CJK font installed (Debian: fonts-noto-cjk)")
+        return render_template("errors/error.html", code=503, title=tr("无法生成 PDF", "PDF not available"),
+                               message=tr("服务器未安装中文字体（Debian 软件包 fonts-noto-cjk），生成的 PDF 将无法显示中文。请联系系统运维安装后重试。",
+                                          "The server has no Chinese font installed (Debian package fonts-noto-cjk); "
+                                          "a PDF would print Chinese as blank boxes. Ask the operators to install it.")), 503
     with svc.db.read() as s:
         d = _dossier(s, iid, user)
         html = render_template("compliance/dossier_pdf.html", font_face=exports.font_face_css(),
-                               font_family=exports.FONT_FAMILY, printed_at=now,
+                               font_family=exports.FONT_FAMILY, printed_at=now, font_missing=font_missing,
                                printed_by=user.display_name, **_context(d))
         record = compliance.trail_record(d.view.events, d.check)
     pdf = exports.dossier_pdf(html, trail=record, instance_id=iid)
     with svc.db.write() as s:
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), kind="dossier_pdf",
                      instance_id=iid, events=d.check.recorded, head=d.check.head,
-                     verified=d.check.ok, bytes=len(pdf))
+                     verified=d.check.ok, bytes=len(pdf), cjk_font=not font_missing)
     return _download(pdf, "application/pdf", f"parkflow-dossier-{iid}-{now:%Y%m%d%H%M}.pdf")
 
 

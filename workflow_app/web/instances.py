@@ -16,10 +16,11 @@ from wtforms.validators import Length, NumberRange, Optional
 from ..container import services
 from ..engine.clock_actions import MAX_EXTENSION_DAYS
 from ..engine.diagram import mermaid
-from ..engine.errors import ActionError, Conflict, InvalidAction, NotFound
+from ..engine.errors import ActionError, Conflict, Forbidden, InvalidAction, NotFound
 from ..engine.runtime import MAX_OPINION, Request
 from ..models import ProcessInstance, Task
-from ..services import queries
+from ..services import queries, substitutions
+from ..services.directory import load_actor
 from . import fields as field_forms
 from . import labels
 from .current import SignedIn, me
@@ -59,6 +60,7 @@ class ActionForm(FlaskForm):
     users = SelectMultipleField(coerce=int, validate_choice=False)
     position = StringField(validators=[Optional(), Length(max=16)])  # before | after | alongside
     days = IntegerField(validators=[Optional(), NumberRange(1, MAX_EXTENSION_DAYS)])  # 延期: working days
+    on_behalf_of = IntegerField(validators=[Optional()])             # 代为处理: the absent colleague
 
 
 def capacity(user: SignedIn, department: str | None, role: str | None) -> tuple[str | None, str | None]:
@@ -76,7 +78,32 @@ def _load(s, iid: int, user: SignedIn) -> queries.InstanceView:
         return queries.instance_view(s, services().store, iid, user_id=user.id,
                                      memberships=user.memberships, admin_role=user.admin_role)
     except NotFound:
-        abort(404)
+        pass
+    for absent_id, _name in substitutions.standing_in_for(s, user.id, now=services().clock()):
+        try:  # a stand-in sees what the colleague they stand in for sees, while the period runs
+            _absent, absent = load_actor(s, absent_id)
+            return queries.instance_view(s, services().store, iid, user_id=absent_id,
+                                         memberships=absent.memberships, admin_role=None)
+        except (NotFound, Forbidden):
+            continue
+    abort(404)
+
+
+def _visible(s, user: SignedIn, instance: ProcessInstance | None, on_behalf_of: int | None) -> bool:
+    """The person may see `instance` themselves, or as the stand-in of `on_behalf_of` now."""
+    if instance is None:
+        return False
+    coordinators = frozenset(services().store.organisation.coordinators())
+    if queries.can_view(s, user.id, user.memberships, user.admin_role, instance, coordinators):
+        return True
+    if on_behalf_of is None or on_behalf_of not in dict(
+            substitutions.standing_in_for(s, user.id, now=services().clock())):
+        return False
+    try:
+        _absent, absent = load_actor(s, on_behalf_of)
+    except Forbidden:
+        return False
+    return queries.can_view(s, on_behalf_of, absent.memberships, None, instance, coordinators)
 
 
 def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = None,
@@ -86,7 +113,7 @@ def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = N
     now = svc.clock()
     with svc.db.read() as s:
         view = _load(s, iid, user)
-        panel: ActionPanel = build_panel(s, view, user, svc.store.organisation)
+        panel: ActionPanel = build_panel(s, view, user, svc.store.organisation, now)
         timeline = build_timeline(s, view)
         waiting = waiting_on(view, now)
         people = people_choices(s, exclude={user.id, view.instance.submitter_id}) if panel.any_people else []
@@ -138,9 +165,7 @@ def act(iid: int):
     action = form.action.data or ""
     with svc.db.read() as s:
         instance = s.get(ProcessInstance, iid)
-        coordinators = frozenset(svc.store.organisation.coordinators())
-        if instance is None or not queries.can_view(s, user.id, user.memberships, user.admin_role, instance,
-                                                    coordinators):
+        if not _visible(s, user, instance, form.on_behalf_of.data):
             abort(404)
         spec = svc.store.spec(s, instance.definition_id)
         if action not in TASK_ACTIONS + INSTANCE_ACTIONS and action not in spec.custom_triggers():
@@ -165,7 +190,10 @@ def act(iid: int):
     department, role = capacity(user, task.department if task else None, task_role)
     try:
         with svc.db.write() as s:
-            svc.workflow.act(s, user.id, iid, req, department=department, role=role)
+            # 代为处理: the service checks the stand-in period and the rules for both people, and
+            # the trail records the stand-in as actor and the colleague as on_behalf_of
+            svc.workflow.act(s, user.id, iid, req, department=department, role=role,
+                             on_behalf_of=form.on_behalf_of.data)
     except InvalidAction as err:
         errors = field_forms.errors_from(err.details)
         if errors:
@@ -176,8 +204,7 @@ def act(iid: int):
         raise translated(err) from err
     flash(labels.pick(DONE_MESSAGES.get(action) or (labels.action_label(action, spec),) * 2), "success")
     with svc.db.read() as s:
-        still_visible = queries.can_view(s, user.id, user.memberships, user.admin_role,
-                                         s.get(ProcessInstance, iid), coordinators)
+        still_visible = _visible(s, user, s.get(ProcessInstance, iid), form.on_behalf_of.data)
     # after 转办 the former holder may no longer see the application: back to the inbox then
     return redirect(url_for(".detail", iid=iid) if still_visible else url_for("inbox.index"))
 

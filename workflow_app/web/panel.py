@@ -6,7 +6,8 @@ preview: the POST goes through `Workflow.act`, which checks again under the inst
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from ..engine.schema import StepType
 from ..engine.spec import BUILTIN_TRIGGERS, ProcessSpec, StepSpec
 from ..engine.state import InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
 from ..models import Task, User
+from ..services import substitutions
 from ..services.directory import SqlDirectory, load_actor
 from ..services.queries import InstanceView
 from . import fields as field_forms
@@ -54,6 +56,8 @@ class DecidePanel:
     requested_days: int | None = None                # 延期: the days asked for and not granted yet
     form: object = None                              # the editable fields (set by the view)
     fields: list = field(default_factory=list)
+    on_behalf_of: int | None = None                  # 代为处理: the absent colleague's id
+    on_behalf_name: str = ""
 
 
 @dataclass
@@ -143,11 +147,13 @@ def _clock_options(d: DecidePanel, state: InstanceState, supplement_awaited: boo
     d.requested_days = requested.get(task.id)
 
 
-def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisation) -> ActionPanel:
+def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisation,
+                now: datetime | None = None) -> ActionPanel:
     inst, spec = view.instance, view.spec
     panel = ActionPanel()
     if inst.status != InstanceStatus.running.value:
         return panel
+    now = now or datetime.now(timezone.utc)
     _user, actor = load_actor(s, user.id)
     runtime = Runtime(SqlDirectory(s, org))
     state = engine_state(view)
@@ -165,6 +171,19 @@ def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisatio
             panel.claim.append(row)
         else:
             panel.decide.append(_decide(spec, row, user.id))
+    own = {d.task.id for d in panel.decide}
+    for absent_id, absent_name in substitutions.standing_in_for(s, user.id, now=now):
+        # 代为处理: tasks assigned to a colleague this person stands in for, decided with the
+        # engine's checks for BOTH of them (permissions.py); the service checks again on POST.
+        _absent, absent = load_actor(s, absent_id)
+        stand_in = replace(actor, on_behalf_of=absent_id, on_behalf_memberships=absent.memberships)
+        for ts in state.tasks:
+            if ts.status is TaskStatus.open and ts.assignee == absent_id and ts.id not in own \
+                    and runtime.may_decide(state, ts, stand_in) is None:
+                card = _decide(spec, rows[ts.id], user.id)
+                card.on_behalf_of, card.on_behalf_name, card.release = absent_id, absent_name, False
+                panel.decide.append(card)
+                own.add(ts.id)
     requested = requested_extensions(view)
     supplement_awaited = pending_supplement(state) is not None
     for d in panel.decide:

@@ -65,8 +65,10 @@ def _gate():
         if request.method in ("GET", "HEAD"):
             flash(tr(*MESSAGES[pending]), "warning")
             return redirect(url_for(WHERE[pending]))
+        g.refusal_reason = pending
         abort(403)
     if current_user.admin_role and endpoint in DECISION_PAGES and request.method == "POST":
+        g.refusal_reason = "administrator_decides"
         abort(403)
     return None
 
@@ -90,6 +92,9 @@ def _api_gate(endpoint: str):
     body = request.get_json(silent=True) or {}
     if who.admin_role == "system" and endpoint == "api_instances.act" and body.get("action") == "void":
         return None
+    g.flask_httpauth_user = who
+    from . import log_refusal
+    log_refusal("access_denied", "administrator_decides")
     return jsonify(error="forbidden", message="administrators do not decide (三员分立)",
                    details={"reason": "administrator"}), 403
 
@@ -251,7 +256,9 @@ def substitutions_page():
     now = svc.clock()
     with svc.db.read() as s:
         rows = substitutions.involving(s, user.id, now=now)
+        covering = substitutions.tasks_to_cover(s, user.id, now=now)
     return render_template("security/substitutions.html", form=form, rows=rows, now=now, user=user,
+                           covering=covering,
                            error=error, end_form=FlaskForm(formdata=None)), 422 if error else 200
 
 
