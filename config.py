@@ -43,6 +43,11 @@ class Config:
     SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
     SMTP_FROM = os.environ.get("SMTP_FROM", "parkflow@localhost")
     URGE_INTERVAL_HOURS = float(os.environ.get("URGE_INTERVAL_HOURS", "24"))  # 催办: once per task per N hours
+    # Attachments (stored in the database): per-file limit and the allowed types (extensions; the
+    # content is checked to match). A request larger than MAX_CONTENT_LENGTH is refused with 413.
+    ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024)))
+    ATTACHMENT_TYPES = os.environ.get("ATTACHMENT_TYPES", "pdf,ofd,docx,xlsx,doc,xls,png,jpg,jpeg,zip")
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(100 * 1024 * 1024)))
     DEMO_ALLOWED = True
     TESTING = False
 

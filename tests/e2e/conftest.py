@@ -192,13 +192,16 @@ class Desk:
         return cards
 
     def fill_fields(self, scope, values: dict) -> None:
-        """Generated inputs are named f-<field>; booleans are 是/否 radios."""
+        """Generated inputs are named f-<field>; booleans are 是/否 radios; attachments file inputs."""
         for name, value in values.items():
             if isinstance(value, bool):
                 scope.locator(f"input[name='f-{name}'][value='{'true' if value else 'false'}']").check()
                 continue
             box = scope.locator(f"#f-{name}")
-            if box.evaluate("e => e.tagName") == "SELECT":
+            if box.evaluate("e => e.type") == "file":  # an attachment: a small PDF of that name
+                box.set_input_files({"name": str(value), "mimeType": "application/pdf",
+                                     "buffer": b"%PDF-1.4\n% " + str(value).encode() + b"\n%%EOF\n"})
+            elif box.evaluate("e => e.tagName") == "SELECT":
                 box.select_option(str(value))
             else:
                 box.fill(str(value))

@@ -10,11 +10,11 @@ from apiflask import APIFlask
 
 def register_api(app: APIFlask) -> None:
     from ..extensions import csrf, limiter
-    from . import auth, errors, inbox, instances, meta
+    from . import auth, errors, files, inbox, instances, meta
 
     errors.install(app)
-    app.spec_processor(_bodies_required)
-    for module in (instances, inbox, meta):
+    app.spec_processor(lambda spec: files.document_multipart(_bodies_required(spec)))
+    for module in (instances, files, inbox, meta):
         # Token auth only: a cross-site form cannot carry the bearer header, so CSRF does not apply
         # (and the session cookie is never read).
         csrf.exempt(module.bp)

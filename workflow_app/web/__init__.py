@@ -6,6 +6,7 @@ from flask_wtf.csrf import CSRFError
 
 from ..engine.errors import ActionError
 from . import labels
+from .pages import tr
 
 
 def register(app: Flask) -> None:
@@ -53,6 +54,16 @@ def register(app: Flask) -> None:
                                message=message), code
             return render_template("errors/error.html", code=code, title=title, message=message), code
         app.register_error_handler(code, handler)
+
+    @app.errorhandler(413)
+    def too_large(err):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        if wants_json():
+            return jsonify(error="too_large", message=f"the request is larger than {limit} bytes",
+                           details={"max_bytes": limit}), 413
+        flash(tr(f"上传的文件过大（整个请求不能超过 {limit // (1024 * 1024)} MB）",
+                 f"The upload is too large (at most {limit // (1024 * 1024)} MB per request)"), "error")
+        return redirect(request.referrer if _same_site(request.referrer) else url_for("inbox.index"))
 
     @app.errorhandler(ActionError)
     def action_error(err: ActionError):

@@ -7,7 +7,7 @@ Strangers get 404 (not 403), so application ids cannot be probed.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectMultipleField, StringField, TextAreaField
@@ -18,7 +18,7 @@ from ..engine.diagram import mermaid
 from ..engine.errors import ActionError, Conflict, Forbidden, InvalidAction, NotFound
 from ..engine.runtime import MAX_OPINION, Request
 from ..models import ProcessInstance, Task
-from ..services import queries
+from ..services import attachments, queries
 from . import fields as field_forms
 from . import labels
 from .current import SignedIn, me
@@ -83,6 +83,7 @@ def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = N
         timeline = build_timeline(s, view)
         waiting = waiting_on(view, now)
         people = people_choices(s, exclude={user.id, view.instance.submitter_id}) if panel.any_people else []
+        files = attachments.for_instance(s, iid, view.instance.form_data)
     path = view.path_taken()
     start_step = view.spec.start_step.id
     if not path or path[0] != start_step:  # the start event records where it went, not whence
@@ -99,7 +100,9 @@ def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = N
     return render_template(
         "instances/detail.html", view=view, inst=view.instance, spec=view.spec, panel=panel,
         timeline=timeline, waiting=waiting, diagram=diagram, people=people, form=posted,
-        data_rows=form_rows(view.spec, view.instance.form_data, svc.store.organisation),
+        data_rows=form_rows(view.spec, view.instance.form_data, svc.store.organisation,
+                            {f.sha256: f.filename for f in files}),
+        files=files, field_labels={f.name: labels.text(f.label) for f in view.spec.fields},
         current_step=view.spec.steps.get(view.instance.current_step), now=now,
         park_evidence=instance_evidence(view.instance, user)), status
 
@@ -145,18 +148,29 @@ def act(iid: int):
     if action == "urge" and user.id != submitter_id:
         raise translated(Forbidden("only the submitter can urge"))
     data = None
+    files: list[attachments.Checked] = []
     if task is not None and (action in ("approve", "reject", "submit") or action in spec.custom_triggers()):
         names = field_forms.editable_at(spec, task.step, resubmit=task.origin == "start")
         if names:
             fields_form = field_forms.field_form(spec, names, svc.store.organisation)
             data = field_forms.submitted(fields_form, names)
+            try:
+                files = attachments.check_uploads(attachments.Policy.from_config(current_app.config), spec,
+                                                  field_forms.uploads(spec, names), names)
+            except InvalidAction as err:
+                flash(tr("表单有误，请检查标出的字段", "The form has errors; see the marked fields"), "error")
+                return _render(iid, form=form, task_id=form.task_id.data,
+                               field_errors=field_forms.errors_from(err.details), status=422)
+            data = attachments.with_files(data, files)
     req = Request(action=action, task_id=form.task_id.data, opinion=form.opinion.data,
                   target=form.target.data or None, user=form.user.data,
                   users=tuple(form.users.data or ()), position=form.position.data or None, data=data)
     department, role = capacity(user, task.department if task else None, task.role if task else None)
     try:
-        with svc.db.write() as s:
-            svc.workflow.act(s, user.id, iid, req, department=department, role=role)
+        with svc.db.write() as s:  # the action and its files: one transaction
+            result = svc.workflow.act(s, user.id, iid, req, department=department, role=role,
+                                      trail_details=attachments.trail_details(files))
+            attachments.save(s, iid, result.trail_event_id, user.id, files, svc.clock())
     except InvalidAction as err:
         errors = field_forms.errors_from(err.details)
         if errors:

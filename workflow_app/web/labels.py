@@ -107,6 +107,16 @@ def format_number(value, places: int | None = None) -> str:
     return text_
 
 
+def format_filesize(n: int | None) -> str:
+    if n is None:
+        return ""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
 def format_money_wan(value) -> str:
     return f"{format_number(value)} 万元" if value not in (None, "") else ""
 
@@ -138,5 +148,5 @@ def install(app: Flask) -> None:
     app.jinja_env.filters.update(action_in=action_in, 
         status=status_label, action=action_label, department=department_name, role=role_name,
         date_cn=format_date, due_date_cn=format_due_date, datetime_cn=format_datetime, number=format_number,
-        money_wan=format_money_wan, text=text)
+        money_wan=format_money_wan, text=text, filesize=format_filesize)
     app.jinja_env.globals.update(english=english)

@@ -32,7 +32,7 @@ def tr(zh: str, en: str = "") -> str:
 
 
 def register_pages(app: Flask) -> None:
-    from . import compliance, definitions, inbox, instances, portfolio, start
+    from . import compliance, definitions, files, inbox, instances, portfolio, start
 
     app.register_blueprint(inbox.bp)
     app.register_blueprint(start.bp)
@@ -40,6 +40,7 @@ def register_pages(app: Flask) -> None:
     app.register_blueprint(definitions.bp)
     app.register_blueprint(compliance.bp)
     app.register_blueprint(portfolio.bp)
+    app.register_blueprint(files.bp)
     app.jinja_env.globals.update(tr=tr, button=button)
     from . import security; security.register(app)  # noqa: E702  /security pages + the gate (三员, 2FA, expiry)
     from . import notifications; notifications.register(app)  # noqa: E702  /notifications, /sla, unread badge, days_left

@@ -142,11 +142,16 @@ def display_value(f, value, org: Organisation) -> str:
     return str(value)
 
 
-def form_rows(spec: ProcessSpec, data: dict, org: Organisation) -> list[tuple[str, str, bool]]:
-    """(label, value, long) for every filled-in field, in definition order."""
+def form_rows(spec: ProcessSpec, data: dict, org: Organisation,
+              files: dict[str, str] | None = None) -> list[tuple[str, str, bool]]:
+    """(label, value, long) for every filled-in field, in definition order; an uploaded file
+    (`sha256:<hex>`) shows as its file name (`files`: sha256 -> name)."""
     rows = []
     for f in spec.fields:
         value = display_value(f, (data or {}).get(f.name), org)
+        if f.type is FieldType.attachment and value.startswith("sha256:"):
+            sha = value[7:]
+            value = f"{(files or {}).get(sha, '')} · sha256 {sha[:12]}…".lstrip(" ·")
         if value:
             rows.append((labels.text(f.label), value, len(value) > 40))
     return rows
