@@ -26,7 +26,9 @@ class Config:
     RATELIMIT_STRATEGY = "moving-window"
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
-    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "workflow_app" / "translations")
+    # No gettext catalogues: page wording is written as (Chinese, English) pairs beside each other
+    # (web/pages.tr, web/labels.pick), so neither language can fall behind; Flask-Babel only
+    # carries the chosen locale. tests/web/test_languages.py checks both languages page by page.
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime limits the token already
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -20,6 +20,8 @@ def register(app: Flask) -> None:
     from ..extensions import login_manager
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录"
+    # Flask-Login flashes login_message through this: the prompt in the page's language.
+    login_manager.localize_callback = lambda message: tr(message, SIGN_IN_FIRST) if message == "请先登录" else message
     login_manager.session_protection = None  # the server-side session row is the protection
 
     @app.after_request
@@ -41,18 +43,18 @@ def register(app: Flask) -> None:
     def csrf_error(err):
         if wants_json():
             return jsonify(error="csrf", message=err.description), 400
-        return render_template("errors/error.html", code=400, title="请求已失效",
-                               message="页面已过期或请求来源无法验证（CSRF），请刷新后重试。"), 400
+        return render_template("errors/error.html", code=400, title=tr("请求已失效", "Request expired"),
+                               message=tr("页面已过期或请求来源无法验证（CSRF），请刷新后重试。",
+                                          "The page expired or the request's origin could not be "
+                                          "verified (CSRF). Reload the page and try again.")), 400
 
-    for code, title, message in (
-            (403, "无权访问", "您没有权限查看或操作此内容。"),
-            (404, "未找到", "您访问的内容不存在，或您无权查看。"),
-            (500, "系统错误", "系统出现错误，操作未生效。请稍后重试或联系管理员。")):
+    for code, title, message in ERRORS:
         def handler(err, code=code, title=title, message=message):
             if wants_json():
                 return jsonify(error={403: "forbidden", 404: "not_found", 500: "server_error"}[code],
-                               message=message), code
-            return render_template("errors/error.html", code=code, title=title, message=message), code
+                               message=message[1]), code
+            return render_template("errors/error.html", code=code, title=labels.pick(title),
+                                   message=labels.pick(message)), code
         app.register_error_handler(code, handler)
 
     @app.errorhandler(413)
@@ -71,10 +73,21 @@ def register(app: Flask) -> None:
         if wants_json():
             return jsonify(error=err.code, message=err.message, details=_plain(err.details)), status
         if status == 409:
-            flash(f"操作未生效：{err.message}。以下是最新状态。", "warning")
+            flash(tr(f"操作未生效：{err.message}。以下是最新状态。",
+                     f"Not done: {err.message}. This is the current state."), "warning")
         else:
             flash(err.message, "error")
         return redirect(request.referrer if _same_site(request.referrer) else url_for("inbox.index"))
+
+
+SIGN_IN_FIRST = "Please sign in first"
+ERRORS = (  # code, title, message (Chinese, English)
+    (403, ("无权访问", "Not allowed"), ("您没有权限查看或操作此内容。", "You may not see or do this.")),
+    (404, ("未找到", "Not found"), ("您访问的内容不存在，或您无权查看。", "This does not exist, or you may not see it.")),
+    (500, ("系统错误", "Server error"), ("系统出现错误，操作未生效。请稍后重试或联系管理员。",
+                                     "Something went wrong and nothing was changed. Try again later "
+                                     "or contact the administrator.")),
+)
 
 
 def _same_site(url: str | None) -> bool:

@@ -91,7 +91,7 @@ def assign_label(spec: ProcessSpec, a: AssignSpec | None) -> str:
         else:
             cond = describe_condition(r.condition.source, spec.field_map, labels.english())
             parts.append(labels.pick((f"若 {cond} → {target}", f"if {cond} → {target}")))
-    return "；".join(parts)
+    return labels.semicolon().join(parts)
 
 
 def deadline_label(d: DeadlineSpec | None) -> str:
@@ -106,7 +106,7 @@ def deadline_label(d: DeadlineSpec | None) -> str:
 def step_rows(spec: ProcessSpec) -> list[StepRow]:
     rows = []
     for step in spec.steps.values():
-        returns = "、".join(labels.text(spec.steps[t].title) for t in step.return_to if t in spec.steps)
+        returns = labels.joined(labels.text(spec.steps[t].title) for t in step.return_to if t in spec.steps)
         kind = labels.pick(STEP_TYPES[step.type])
         if step.type is StepType.task:
             rows.append(StepRow(labels.text(step.title), kind, assign_label(spec, step.assign),

@@ -146,7 +146,7 @@ def bulk_approve():
                                  department=department, role=role)
             done += 1
         except ActionError as err:
-            refused.append(f"{found.title}：{action_message(err)}")
+            refused.append(f"{found.title}{labels.colon()}{action_message(err)}")
     if done:
         flash(tr(f"已批量同意 {done} 项", f"Approved {done} task(s)"), "success")
     for line in refused:

@@ -28,6 +28,11 @@ ACTION = {
     "migrate": ("迁移版本", "Migrated"), "definition_sync": ("同步流程定义", "Definition synced"),
     "timeout": ("超时", "Timed out"), "deemed_consent": ("逾期视为同意", "Deemed consent"),
 }
+FIELD_TYPES = {
+    "text": ("文本", "text"), "integer": ("整数", "whole number"), "decimal": ("数值", "number"),
+    "date": ("日期", "date"), "boolean": ("是/否", "yes/no"), "enum": ("选项", "choice"),
+    "department": ("单位", "unit"), "attachment": ("附件", "file"),
+}
 ROLE_FALLBACK = {"submitter": ("项目填报人", "Submitter")}
 
 
@@ -40,6 +45,30 @@ def english() -> bool:
 
 def pick(pair: tuple[str, str]) -> str:
     return pair[1] if english() and pair[1] else pair[0]
+
+
+def field_type(code: str | None) -> str:
+    return pick(FIELD_TYPES.get(code or "", (code or "", code or "")))
+
+
+def colon() -> str:
+    return "：" if not english() else ": "
+
+
+def joined(items) -> str:
+    """A list in running text: 甲、乙 / A, B."""
+    return (", " if english() else "、").join(str(i) for i in items)
+
+
+def paren(value) -> str:
+    """An aside after a name: 张三（经信局） / Zhang San (Economy Bureau); empty stays empty."""
+    if value in (None, ""):
+        return ""
+    return f" ({value})" if english() else f"（{value}）"
+
+
+def semicolon() -> str:
+    return "; " if english() else "；"
 
 
 def status_label(code: str | None) -> str:
@@ -149,4 +178,5 @@ def install(app: Flask) -> None:
         status=status_label, action=action_label, department=department_name, role=role_name,
         date_cn=format_date, due_date_cn=format_due_date, datetime_cn=format_datetime, number=format_number,
         money_wan=format_money_wan, text=text, filesize=format_filesize)
-    app.jinja_env.globals.update(english=english)
+    app.jinja_env.globals.update(english=english, colon=colon, semicolon=semicolon)
+    app.jinja_env.filters.update(joined=joined, paren=paren, field_type=field_type)

@@ -152,5 +152,5 @@ def people_choices(s: Session, *, exclude: set[int]) -> list[tuple[int, str]]:
         units = dict.fromkeys(labels.text(org.departments[m.department_code].name)
                               if m.department_code in org.departments else m.department_code
                               for m in u.memberships)
-        out.append((u.id, f"{u.display_name}（{'、'.join(units)}）" if units else u.display_name))
+        out.append((u.id, u.display_name + labels.paren(labels.joined(units))))
     return out

@@ -91,7 +91,7 @@ def build_timeline(s: Session, view: InstanceView) -> list[Entry]:
             notes.append(pick((f"意见交回 {names[d['owner']]}", f"back to {names[d['owner']]}")))
         elif e.action in ("add_signer", "remove_signer") and names.get(d.get("user")):
             where = pick(POSITIONS.get(d.get("position"), ("", "")))
-            notes.append(f"{names[d['user']]}" + (f"（{where}）" if where else ""))
+            notes.append(f"{names[d['user']]}" + labels.paren(where))
         elif e.action == "cc":
             notes.append(pick(("抄送：", "to: ")) + "、".join(names.get(u, str(u)) for u in d.get("users", [])))
         if d.get("edited"):
