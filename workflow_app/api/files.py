@@ -186,7 +186,7 @@ def listing(instance_id: int):
 @bp.auth_required(auth)
 @bp.doc(responses={**COMMON, 200: {"description": "the file, with its media type and a "
                                    "Content-Disposition naming it (UTF-8 `filename*`)",
-                                   "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+                                   "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def download(attachment_id: int):
     """Download an attachment
 

@@ -91,3 +91,16 @@
     }
   });
 })();
+
+// Inbox filters: choosing a process reloads the list, so its steps can be offered.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el && el.matches && el.matches("select[data-autosubmit]") && el.form) {
+      var step = el.form.querySelector("select[name=step]");
+      if (step) { step.value = ""; }
+      el.form.submit();
+    }
+  });
+})();
