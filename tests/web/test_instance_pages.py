@@ -231,3 +231,21 @@ def test_unknown_action_is_refused(app, people):
     response = post(client, iid, action="void", opinion="x")
     assert "未知操作" in text(client.get(response.headers["Location"]))
     assert instance(app, iid).status == "running"
+
+
+def test_losing_a_claim_race_goes_back_to_the_page_with_a_conflict(app, people):
+    iid = start(app, people)
+    [task] = open_tasks(app, iid)
+    promo1, promo2 = as_user(app, "promo1"), as_user(app, "promo2")
+    assert "认领" in text(promo2.get("/?tab=queue"))            # promo2 sees it in the queue ...
+    post(promo1, iid, action="claim", task_id=task.id)             # ... promo1 is quicker
+    response = promo2.post(f"/instances/{iid}/act", data={"action": "claim", "task_id": task.id},
+                           headers={"Referer": "http://localhost/?tab=queue"})
+    assert response.status_code == 302 and response.headers["Location"] == "http://localhost/?tab=queue"
+    page = text(promo2.get("/?tab=queue"))
+    assert "操作未生效：该任务已被他人认领。以下是最新状态。" in page
+    assert open_tasks(app, iid)[0].assignee_id == people["promo1"]
+    # a foreign referrer is not followed
+    response = promo2.post(f"/instances/{iid}/act", data={"action": "claim", "task_id": task.id},
+                           headers={"Referer": "https://evil.example/"})
+    assert response.status_code == 302 and "evil" not in response.headers["Location"]

@@ -202,9 +202,10 @@ class InstanceView:
 
 def can_view(session: Session, user_id: int, memberships, admin_role: str | None,
              instance: ProcessInstance) -> bool:
-    """Submitter, anyone who holds or held a task on it (or could claim one), CC'd people,
-    compliance reviewers and the audit administrator. Everyone else gets 404 (not 403), so ids
-    cannot be probed."""
+    """Submitter, anyone who holds or held a task on it, anyone holding the department role a
+    task was queued for (claimed or not: the colleague who lost a claim race sees who won, and
+    gets a conflict rather than a 404), CC'd people, compliance reviewers and the audit
+    administrator. Everyone else gets 404 (not 403), so ids cannot be probed."""
     if instance.submitter_id == user_id or admin_role in OVERSIGHT_ADMINS:
         return True
     if any(role in OVERSIGHT_ROLES for _d, role in memberships):
@@ -212,7 +213,8 @@ def can_view(session: Session, user_id: int, memberships, admin_role: str | None
     pairs = list(memberships)
     involved = select(Task.id).where(Task.instance_id == instance.id, or_(
         Task.assignee_id == user_id, Task.delegate_id == user_id, Task.acted_by_id == user_id,
-        *( [and_(Task.assignee_id.is_(None), tuple_(Task.department, Task.role).in_(pairs))] if pairs else [])))
+        *([and_(or_(Task.assignee_id.is_(None), Task.origin == "queue"),
+                tuple_(Task.department, Task.role).in_(pairs))] if pairs else [])))
     if session.scalar(select(exists(involved))):
         return True
     return bool(session.scalar(select(exists(select(CarbonCopy.id).where(
