@@ -12,6 +12,7 @@ from ..engine.errors import ActionError, Forbidden, NotFound
 from ..engine.runtime import Request
 from ..models import ProcessInstance, Substitution
 from ..services import attachments
+from ..services.queries import takes_part
 from . import idempotency
 from .auth import auth, current
 from .errors import COMMON, WITH_BODY
@@ -90,6 +91,9 @@ def act(instance_id: int, json_data: dict, headers_data: dict):
     def run(s):
         if check_first:
             _check_visible(s, who, instance_id, on_behalf_of)
+            if on_behalf_of is None and not takes_part(s, who.user_id, who.memberships,
+                                                       s.get(ProcessInstance, instance_id)):
+                raise Forbidden("compliance reviewers and auditors only read applications")
         if action.data:
             _guard_files(s, who, instance_id, action.data)
         try:

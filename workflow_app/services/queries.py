@@ -221,6 +221,14 @@ def can_view(session: Session, user_id: int, memberships, admin_role: str | None
         CarbonCopy.instance_id == instance.id, CarbonCopy.user_id == user_id)))))
 
 
+def takes_part(session: Session, user_id: int, memberships, instance: ProcessInstance) -> bool:
+    """May act on it (comment, 抄送, decide ...): can see it for a reason other than oversight.
+    Compliance reviewers and the audit administrator read every application but are read-only:
+    they take part only where they would see it without that role."""
+    own = [(d, r) for d, r in memberships if r not in OVERSIGHT_ROLES]
+    return can_view(session, user_id, own, None, instance)
+
+
 def instance_view(session: Session, store: DefinitionStore, instance_id: int, *, user_id: int,
                   memberships, admin_role: str | None) -> InstanceView:
     instance = session.get(ProcessInstance, instance_id)

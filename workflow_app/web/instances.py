@@ -136,6 +136,8 @@ def act(iid: int):
         instance = s.get(ProcessInstance, iid)
         if instance is None or not queries.can_view(s, user.id, user.memberships, user.admin_role, instance):
             abort(404)
+        if not queries.takes_part(s, user.id, user.memberships, instance):  # 合规审查 reads only
+            raise translated(Forbidden("compliance reviewers and auditors only read applications"))
         spec = svc.store.spec(s, instance.definition_id)
         if action not in TASK_ACTIONS + INSTANCE_ACTIONS and action not in spec.custom_triggers():
             flash(tr("未知操作", "Unknown action"), "error")

@@ -92,6 +92,7 @@ _ACTION = (
     (r"no such application", "申请不存在，或您无权查看"),
     (r"unknown action .*", "未知操作"),
     (r"no such attachment", "附件不存在，或您无权查看"),
+    (r"compliance reviewers and auditors only read applications", "合规审查与审计人员只能查阅申请，不能评论、抄送或办理"),
     (r"only the system administrator can void an application", "只有系统管理员可以作废申请"),
     (r"a reason is required to void an application", "作废申请需要填写原因"),
 )

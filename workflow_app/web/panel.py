@@ -20,6 +20,7 @@ from ..engine.spec import BUILTIN_TRIGGERS, ProcessSpec, StepSpec
 from ..engine.state import InstanceState, InstanceStatus, Origin, TaskState, TaskStatus
 from ..models import Task, User
 from ..services.directory import SqlDirectory, load_actor
+from ..services import queries
 from ..services.queries import InstanceView
 from . import fields as field_forms
 from . import labels
@@ -134,7 +135,8 @@ def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisatio
                       and step is not None and step.type is not StepType.subprocess)
     panel.urge = is_submitter and any(t.status is TaskStatus.open and t.origin is not Origin.start
                                       for t in state.tasks)
-    panel.comment = panel.cc = True
+    # read-only viewers (合规审查, audit) neither comment nor copy others in
+    panel.comment = panel.cc = queries.takes_part(s, user.id, user.memberships, inst)
     if is_submitter and not panel.decide:
         panel.note = labels.pick(("您是发起人，不能审批自己的申请", "You started this application and cannot approve it"))
     return panel
