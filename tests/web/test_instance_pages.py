@@ -249,3 +249,33 @@ def test_losing_a_claim_race_goes_back_to_the_page_with_a_conflict(app, people):
     response = promo2.post(f"/instances/{iid}/act", data={"action": "claim", "task_id": task.id},
                            headers={"Referer": "https://evil.example/"})
     assert response.status_code == 302 and "evil" not in response.headers["Location"]
+
+
+def _last_event(app, iid):
+    from workflow_app.models import TrailEvent
+    svc = app.extensions["parkflow"]
+    with svc.db.read() as s:
+        e = s.query(TrailEvent).filter_by(instance_id=iid).order_by(TrailEvent.seq.desc()).first()
+        return e.action, e.actor_department, e.actor_role
+
+
+def test_the_capacity_chosen_when_acting_is_recorded(app, people):
+    """sasac_xingyu is 区国资中心 head and 星寓 reviewer: a comment is recorded in the capacity
+    picked on its form; a decision in the capacity its task names; a forged choice is ignored."""
+    iid = start(app, people)
+    client = as_user(app, "sasac_xingyu")
+    act(app, people, "submitter", iid, Request("cc", users=(people["sasac_xingyu"],)))
+    page = text(client.get(f"/instances/{iid}"))
+    assert 'name="capacity"' in page and 'value="xingyu:reviewer"' in page
+    post(client, iid, action="comment", opinion="以星寓身份补充说明", capacity="xingyu:reviewer")
+    assert _last_event(app, iid) == ("comment", "xingyu", "reviewer")
+    post(client, iid, action="comment", opinion="以国资中心身份", capacity="sasac:head")
+    assert _last_event(app, iid) == ("comment", "sasac", "head")
+    post(client, iid, action="comment", opinion="伪造身份", capacity="econ_it:reviewer")  # not held
+    assert _last_event(app, iid)[1:] in (("sasac", "head"), ("xingyu", "reviewer"))  # the header's
+
+
+def test_demo_has_someone_in_two_departments():
+    from workflow_app.demo import PEOPLE
+    multi = [p for p in PEOPLE if len({d for d, _r in p.memberships}) > 1]
+    assert multi and multi[0].username == "tc_jx"

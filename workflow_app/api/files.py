@@ -14,7 +14,8 @@ from io import BytesIO
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import DateTime, Integer, List, Nested, String
 from flask import current_app, request, send_file
-from marshmallow import EXCLUDE, ValidationError
+from apiflask.validators import Range
+from marshmallow import EXCLUDE, RAISE, ValidationError
 
 from ..container import services
 from ..engine.errors import InvalidAction, NotFound
@@ -26,7 +27,7 @@ from . import instances as api_instances
 from .auth import auth, current
 from .errors import COMMON
 from .reads import visible_instance
-from .schemas import ActionIn, ActionOut, IdempotencyHeaders, StartIn
+from .schemas import MAX_ID, ActionIn, ActionOut, IdempotencyHeaders, StartIn
 
 bp = APIBlueprint("api_files", __name__, url_prefix="/api/v1", tag="Attachments")
 
@@ -38,6 +39,11 @@ class MultipartIn(Schema):
         unknown = EXCLUDE  # the file parts: read from request.files by field name
 
     payload = String(required=True, metadata={"description": "the JSON body of the JSON endpoint, as text"})
+
+
+class ViaQuery(Schema):
+    via = Integer(strict=True, validate=Range(1, MAX_ID), metadata={
+        "description": "a sub-process that shows this file copied from its parent"})
 
 
 class AttachmentOut(Schema):
@@ -184,10 +190,11 @@ def listing(instance_id: int):
 
 @bp.get("/attachments/<int:attachment_id>")
 @bp.auth_required(auth)
+@bp.input(ViaQuery, location="query", unknown=RAISE)
 @bp.doc(responses={**COMMON, 200: {"description": "the file, with its media type and a "
                                    "Content-Disposition naming it (UTF-8 `filename*`)",
                                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
-def download(attachment_id: int):
+def download(attachment_id: int, query_data: dict):
     """Download an attachment
 
     404 unless you may see the instance it belongs to (a sub-process's copied file: pass
@@ -195,9 +202,7 @@ def download(attachment_id: int):
     """
     who = current()
     api_instances._in_range(attachment_id)
-    via = request.args.get("via", type=int)
-    if via is not None and not 1 <= via <= 2**31 - 1:
-        via = None
+    via = query_data.get("via")
     with services().db.read() as s:
         row = attachments.for_download(s, attachment_id, user_id=who.user_id, memberships=who.memberships,
                                        admin_role=who.admin_role, via=via)

@@ -3,6 +3,7 @@ tasks (待办), department queues (待认领), decided tasks (已办), instances
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from marshmallow import RAISE  # a misspelt filter is an error (422), not silently "no filter"
 
 from ..container import services
 from ..services import queries
@@ -23,7 +24,7 @@ def _filters(query: dict) -> queries.Filters:
 
 @bp.get("/tasks")
 @bp.auth_required(auth)
-@bp.input(FilteredPageQuery, location="query")
+@bp.input(FilteredPageQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def my_tasks(query_data: dict):
@@ -41,7 +42,7 @@ def my_tasks(query_data: dict):
 
 @bp.get("/queue")
 @bp.auth_required(auth)
-@bp.input(FilteredPageQuery, location="query")
+@bp.input(FilteredPageQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def queue(query_data: dict):
@@ -60,7 +61,7 @@ def queue(query_data: dict):
 
 @bp.get("/tasks/done")
 @bp.auth_required(auth)
-@bp.input(FilteredPageQuery, location="query")
+@bp.input(FilteredPageQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def done(query_data: dict):
@@ -78,7 +79,7 @@ def done(query_data: dict):
 
 @bp.get("/instances")
 @bp.auth_required(auth)
-@bp.input(InstancesQuery, location="query")
+@bp.input(InstancesQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def instances(query_data: dict):

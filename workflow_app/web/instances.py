@@ -52,13 +52,21 @@ class ActionForm(FlaskForm):
     user = IntegerField(validators=[Optional()])
     users = SelectMultipleField(coerce=int, validate_choice=False)
     position = StringField(validators=[Optional(), Length(max=16)])  # before | after | alongside
+    capacity = StringField(validators=[Optional(), Length(max=130)])  # "department:role" chosen on the form
 
 
-def capacity(user: SignedIn, department: str | None, role: str | None) -> tuple[str | None, str | None]:
+def capacity(user: SignedIn, department: str | None, role: str | None,
+             chosen: str | None = None) -> tuple[str | None, str | None]:
     """The department and role the trail records for this action: the task's own when the user
-    holds it (a reviewer acting on a reviewer's task), else the capacity they chose in the header."""
+    holds it (the task names who decides: a reviewer acting on a reviewer's task), else the
+    capacity chosen on the action's form ("department:role"), else the one chosen in the
+    header. A choice the user does not hold is ignored, never recorded."""
     if department and role and user.holds(department, role):
         return department, role
+    if chosen and ":" in chosen:
+        dept, _sep, held_role = chosen.partition(":")
+        if user.holds(dept, held_role):
+            return dept, held_role
     if user.acting_department and user.acting_role and user.holds(user.acting_department, user.acting_role):
         return user.acting_department, user.acting_role
     return None, None
@@ -167,7 +175,8 @@ def act(iid: int):
     req = Request(action=action, task_id=form.task_id.data, opinion=form.opinion.data,
                   target=form.target.data or None, user=form.user.data,
                   users=tuple(form.users.data or ()), position=form.position.data or None, data=data)
-    department, role = capacity(user, task.department if task else None, task.role if task else None)
+    department, role = capacity(user, task.department if task else None, task.role if task else None,
+                                form.capacity.data)
     try:
         with svc.db.write() as s:  # the action and its files: one transaction
             result = svc.workflow.act(s, user.id, iid, req, department=department, role=role,
