@@ -39,7 +39,7 @@ def test_page_shows_data_who_must_act_diagram_and_timeline(app, people):
     iid = at_joint(app, people)
     html = text(as_user(app, "submitter").get(f"/instances/{iid}"))
     assert "6,000 万元" in html and "新材料" in html                   # form data, money in 万元
-    assert "审批中" in html and "并联审查" in html                      # status, current step
+    assert "办理中" in html and "并联审查" in html                      # status, current step
     assert "区经信局 · 审核人" in html and "待认领" in html              # the queue branch
     assert "plan1" in html and "plan2" in html                          # the 会签 people by name
     assert "class s_joint,s_joint__industry,s_joint__plan current" in html  # diagram: current step

@@ -98,3 +98,13 @@ def test_chinese_pages_show_no_english_interface_words(app, people, case):
             if found:
                 leaks.append(f"{who} {url}: {sorted(set(found))}")
     assert not leaks, "\n".join(leaks)
+
+
+def test_chinese_pages_write_dates_one_way(app, people, case):
+    """2026年3月2日 (and 2026年3月2日 09:00), never 2026-03-02, in the visible text."""
+    seen_dates = 0
+    for url in _pages(case):
+        visible = re.sub(r"<[^>]+>", " ", _visible(text(as_user(app, "promo1").get(url))))
+        assert not re.search(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b", visible), url
+        seen_dates += len(re.findall(r"\d{4}年\d{1,2}月\d{1,2}日", visible))
+    assert seen_dates > 3

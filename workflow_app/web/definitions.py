@@ -5,6 +5,7 @@ Visible to the system administrator and to everyone holding a membership; the se
 audit administrators (三员分立) have their own pages."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +164,18 @@ def detail(key: str):
 @login_required
 def validate():
     _reader()
-    directory = services().store.directory
+    directory = Path(services().store.directory)
     catalogue = load_catalogue([directory])
-    problems = [(Path(p.file).name, p) for p in catalogue.problems]
-    return render_template("definitions/validate.html", problems=problems, directory=directory,
+    # File names only: the server's directory layout is nobody's business on a page.
+    problems = [(Path(p.file).name, _without_paths(str(p.message), directory)) for p in catalogue.problems]
+    return render_template("definitions/validate.html", problems=problems,
+                           problem_lines=[p.line for p in catalogue.problems],
+                           problem_keys=[p.key for p in catalogue.problems], directory=directory.name,
                            specs=sorted(catalogue.specs.values(), key=lambda s: s.key))
+
+
+def _without_paths(message: str, directory: Path) -> str:
+    """A loader message with any absolute path cut down to the file name."""
+    for prefix in {str(directory.resolve()), str(directory)}:
+        message = message.replace(prefix + "/", "").replace(prefix, directory.name)
+    return re.sub(r"(?<![\w.])/(?:[^/\s:'\"]+/)+([^/\s:'\"]+)", r"\1", message)

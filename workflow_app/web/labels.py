@@ -12,7 +12,9 @@ from flask import Flask, session
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 STATUS = {
-    "running": ("审批中", "In progress"), "approved": ("已通过", "Approved"),
+    # 办理中, not 审批中: a running application may be at a milestone, a hand-over or a
+    # rectification step that nobody "approves".
+    "running": ("办理中", "In progress"), "approved": ("已通过", "Approved"),
     "rejected": ("未通过", "Rejected"), "withdrawn": ("已撤回", "Withdrawn"), "void": ("已作废", "Void"),
     "open": ("待处理", "Open"), "waiting": ("等待中", "Waiting"), "done": ("已处理", "Done"),
     "cancelled": ("已取消", "Cancelled"),
@@ -179,4 +181,5 @@ def install(app: Flask) -> None:
         date_cn=format_date, due_date_cn=format_due_date, datetime_cn=format_datetime, number=format_number,
         money_wan=format_money_wan, text=text, filesize=format_filesize)
     app.jinja_env.globals.update(english=english, colon=colon, semicolon=semicolon)
-    app.jinja_env.filters.update(joined=joined, paren=paren, field_type=field_type)
+    app.jinja_env.filters.update(joined=joined, paren=paren, field_type=field_type,
+                                 basename=lambda path: str(path or "").replace("\\", "/").rsplit("/", 1)[-1])
