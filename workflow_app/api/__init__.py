@@ -23,6 +23,22 @@ def register_api(app: APIFlask) -> None:
         limiter.shared_limit(auth.failure_limit, scope=auth.FAILURE_SCOPE,
                              deduct_when=auth.is_auth_failure)(module.bp)
         app.register_blueprint(module.bp)
+    _docs_page(app)
+
+
+def _docs_page(app: APIFlask) -> None:
+    """/api/v1/docs: Swagger UI over the OpenAPI document, from vendored files (no CDN)."""
+    from flask import Blueprint, render_template
+
+    bp = Blueprint("api_docs", __name__)
+
+    @bp.get("/api/v1/docs")
+    def docs():
+        response = app.make_response(render_template("api/docs.html"))
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    app.register_blueprint(bp)
 
 
 def _bodies_required(spec: dict) -> dict:
