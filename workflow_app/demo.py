@@ -47,9 +47,10 @@ PEOPLE: tuple[Person, ...] = (
     Person("gz_review2", "韩雪", "区国资中心 审核人", (("sasac", "reviewer"),)),
     Person("gz_review3", "杨帆", "区国资中心 审核人", (("sasac", "reviewer"),)),
     Person("gz_head", "朱振华", "区国资中心 负责人", (("sasac", "head"),)),
-    # Two units at once: 区投资促进中心 reviewer, seconded to 区经信局 as its head's deputy. Switches
-    # capacity in the header; each action records the capacity it was taken in.
-    Person("tc_jx", "陶然", "区投资促进中心 审核人 / 区经信局 负责人", (("invest_promo", "reviewer"), ("econ_it", "head"))),
+    # Two units at once: a 区发改局 reviewer seconded (挂职) to 区经信局 as its head. Switches capacity
+    # in the header; each action records the capacity it was taken in. Both are department-queue
+    # roles in the demo processes, so no 会签 step waits for an extra signature.
+    Person("fg_jx", "陶然", "区发改局 审核人 / 区经信局 负责人（挂职）", (("dev_reform", "reviewer"), ("econ_it", "head"))),
     Person("auditor", "秦审", "审计合规室 合规审查员", (("audit", "compliance"),)),
     Person("sysadmin", "系统管理员", "系统管理员（管理用户与流程定义）", admin_role="system"),
     Person("secadmin", "安全管理员", "安全管理员（角色、策略、锁定）", admin_role="security"),

@@ -278,4 +278,4 @@ def test_the_capacity_chosen_when_acting_is_recorded(app, people):
 def test_demo_has_someone_in_two_departments():
     from workflow_app.demo import PEOPLE
     multi = [p for p in PEOPLE if len({d for d, _r in p.memberships}) > 1]
-    assert multi and multi[0].username == "tc_jx"
+    assert multi and multi[0].username == "fg_jx"
