@@ -124,3 +124,9 @@ def test_a_refused_action_stores_no_file(app, people):
         headers={"Referer": f"http://localhost/instances/{iid}"})
     assert late.status_code == 302
     assert _rows(app) == []  # the action failed: its file was not stored either
+
+
+def test_the_form_says_what_may_be_uploaded(app, people):
+    html = text(as_user(app, "submitter").get("/processes/quick_check/start"))
+    assert 'enctype="multipart/form-data"' in html and 'type="file"' in html and 'name="f-evidence"' in html
+    assert 'accept=".pdf,.ofd,.docx' in html and "附件：每个文件不超过 20 MB" in html

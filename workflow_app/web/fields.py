@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import request
+from flask import current_app, request
 from flask_wtf import FlaskForm
 from wtforms import FileField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from ..engine.organisation import Organisation
 from ..engine.schema import FieldType
 from ..engine.spec import FieldSpec, ProcessSpec
-from ..services.attachments import Upload
+from ..services.attachments import Policy, Upload
 from . import labels
 from .messages import field_message
 
@@ -58,7 +58,9 @@ def _input(f: FieldSpec, label: str, org: Organisation):
     if t is FieldType.date:
         return StringField(label, render_kw={"type": "date", **required})
     if t is FieldType.attachment:  # the file itself: read from request.files (`uploads`)
-        return FileField(label, render_kw=required)
+        policy = Policy.from_config(current_app.config)
+        return FileField(label, render_kw={**required, "accept": ",".join("." + e for e in policy.extensions),
+                                           "data-max-bytes": policy.max_bytes})
     if f.max_length > 200:
         return TextAreaField(label, render_kw={"maxlength": f.max_length, "rows": 3, **required})
     return StringField(label, render_kw={"maxlength": f.max_length, **required})
@@ -127,3 +129,11 @@ def uploads(spec: ProcessSpec, names: list[str]) -> list[Upload]:
 
 def has_files(spec: ProcessSpec, names: list[str]) -> bool:
     return any(f.type is FieldType.attachment for f in spec.fields if f.name in names)
+
+
+def upload_rules() -> str:
+    """What may be uploaded, in the page language (shown under forms with attachment fields)."""
+    policy = Policy.from_config(current_app.config)
+    size = f"{policy.max_bytes / (1024 * 1024):g} MB"
+    kinds = ", ".join(policy.extensions)
+    return labels.pick((f"附件：每个文件不超过 {size}，格式 {kinds}。", f"Files: at most {size} each; {kinds}."))

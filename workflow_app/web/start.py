@@ -87,7 +87,8 @@ def start(key: str):
         flash(tr("请选择以哪个单位发起", "Choose the unit you submit for"), "error")
     status = 422 if wrapper.is_submitted() else 200
     return render_template("start/form.html", spec=spec, key=key, wrapper=wrapper,
-                           fields=field_forms.shown(form, spec, names, errors)), status
+                           fields=field_forms.shown(form, spec, names, errors),
+                           upload_rules=field_forms.upload_rules() if field_forms.has_files(spec, names) else ""), status
 
 
 def _unit_name(code: str) -> str:
