@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from .container import Services
 from .engine.runtime import Request
+from .engine.schema import FieldType
 from .models import Membership, ProcessInstance, Task, User
+from .services import attachments
 from .services.accounts import hash_password
 
 DEMO_PASSWORD = "Zhenhai@2026"
@@ -87,6 +89,17 @@ def _open_task(session, instance_id: int, *, assignee: int | None = None, step: 
     return session.scalars(q.order_by(Task.id)).first()
 
 
+def _sample_pdf(name: str) -> bytes:
+    """A small one-page PDF standing in for a demo document (its name in the page and metadata)."""
+    title = name.encode("utf-16-be").hex().upper()
+    body = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+            b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+            b"4 0 obj<</Title<FEFF" + title.encode() + b">/Producer(ParkFlow demo)>>endobj\n"
+            b"trailer<</Root 1 0 R/Info 4 0 R>>\n%%EOF\n")
+    return body
+
+
 def load_applications(svc: Services) -> int:
     """A few applications in different states, so every demo role finds work in its inbox.
     Figures come from the seed (新材料, 招宝山街道, 万元); project names are illustrative."""
@@ -100,8 +113,20 @@ def load_applications(svc: Services) -> int:
             task = _open_task(s, iid, assignee=u[user], step=step)
             return wf.act(s, u[user], iid, Request(action, task, **kw))
 
+        def start(user_id: int, key: str, data: dict, **kw):
+            """Start with the attachment fields' file names turned into uploaded sample PDFs, as
+            the start form would (stored with the start event, sha256 in the form)."""
+            _definition_id, spec = svc.store.latest(s, key)
+            policy = attachments.Policy(1 << 20, ("pdf",))
+            files = [policy.check(attachments.Upload(f.name, data[f.name], _sample_pdf(data[f.name])))
+                     for f in spec.fields if f.type is FieldType.attachment and isinstance(data.get(f.name), str)]
+            result = wf.start(s, user_id, key, attachments.with_files(data, files),
+                              trail_details=attachments.trail_details(files), **kw)
+            attachments.save(s, result.instance_id, result.trail_event_id, user_id, files, wf.clock())
+            return result
+
         # 1. 以投代招: a new-materials equity investment, past 投促中心, waiting at 经信局's queue.
-        inv = wf.start(s, u["zt_submit"], "investment_review", {
+        inv = start(u["zt_submit"], "investment_review", {
             "project_name": "高性能复合材料中试基地股权投资(示例)", "investing_entity": "zhentou_fund",
             "investment_type": "股权投资", "investment_wan": "6000", "equity_ratio_pct": "20",
             "lead_industry": "新材料", "location": "澥浦镇", "park_name": "新材料产业园",
@@ -111,7 +136,7 @@ def load_applications(svc: Services) -> int:
         act("tc_review", inv, "approve", opinion="项目符合新材料产业链招引方向，建议推进。")
 
         # 2. A planning application for a planned park: 并联 planning review under way.
-        park = wf.start(s, u["zt_submit"], "park_project_lifecycle", {
+        park = start(u["zt_submit"], "park_project_lifecycle", {
             "park_name": "招宝山智能制造小微园二期(示意)", "owner_group": "zhentou", "location": "招宝山街道",
             "lead_industry": "智能制造", "chain_description": "智能装备整机—核心零部件—工业软件上下游协同",
             "land_mu": "142", "floor_area_m2": "189000", "factory_area_m2": "176000",
@@ -122,7 +147,7 @@ def load_applications(svc: Services) -> int:
         act("jx_review", park, "approve", opinion="产业定位符合差异化发展指引，同意。")
 
         # 3. Haijiang's investment proposal, returned by 投促中心 for supplements (in the submitter's 待办).
-        hj = wf.start(s, u["hj_submit"], "investment_review", {
+        hj = start(u["hj_submit"], "investment_review", {
             "project_name": "新能源电池材料产业基金出资(示例)", "investing_entity": "haijiang",
             "investment_type": "产业基金出资", "investment_wan": "3000", "lead_industry": "新材料",
             "location": "蛟川街道", "proposal_file": "基金出资方案.pdf",
@@ -131,7 +156,7 @@ def load_applications(svc: Services) -> int:
             opinion="请补充基金管理人资质、投资期限及退出安排，一次性告知如上。")
 
         # 4. An enterprise admitted into 新材料产业园 end to end (for the compliance reviewer).
-        adm = wf.start(s, u["zt_submit"], "enterprise_admission", {
+        adm = start(u["zt_submit"], "enterprise_admission", {
             "enterprise_name": "宁波甬材新材料科技有限公司(示例)", "credit_code": "91330211MA2DEMO001",
             "industry": "新材料", "main_products": "特种工程塑料改性材料", "preferred_park": "新材料产业园",
             "area_needed_m2": "1500", "floor_load_kn_m2": "8", "ceiling_height_m": "7.5",
