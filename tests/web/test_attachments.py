@@ -130,3 +130,48 @@ def test_the_form_says_what_may_be_uploaded(app, people):
     html = text(as_user(app, "submitter").get("/processes/quick_check/start"))
     assert 'enctype="multipart/form-data"' in html and 'type="file"' in html and 'name="f-evidence"' in html
     assert 'accept=".pdf,.ofd,.docx' in html and "附件：每个文件不超过 20 MB" in html
+
+
+def test_a_sub_process_shows_the_file_its_parent_passed_on(make_app, web_defs, tmp_path, clock):
+    """parent → child with `inputs: {doc: doc}`: the child's reviewer (who cannot see the parent)
+    downloads the parent's file through the child, and only through it."""
+    import re as _re
+    import shutil
+
+    from tests.factories import PEOPLE, create_people
+    from tests.web.helpers import act as service_act
+    from workflow_app.engine.runtime import Request
+    for f in web_defs.iterdir():
+        shutil.copy(f, tmp_path)
+    doc = "  - {name: doc, type: attachment, label: {zh: 材料}}\n"
+    parent = (tmp_path / "parent.yaml").read_text(encoding="utf-8")
+    parent = parent.replace("steps:\n", doc + "steps:\n", 1).replace(
+        "inputs: {title: name, amount_wan: amount}", "inputs: {title: name, amount_wan: amount, doc: doc}")
+    (tmp_path / "parent.yaml").write_text(parent, encoding="utf-8")
+    child = (tmp_path / "child.yaml").read_text(encoding="utf-8").replace("steps:\n", doc + "steps:\n", 1)
+    (tmp_path / "child.yaml").write_text(child, encoding="utf-8")
+    app = make_app(defs=tmp_path)
+    svc = app.extensions["parkflow"]
+    with svc.db.write() as s:
+        svc.store.sync(s, clock())
+        people = create_people(s, PEOPLE)
+
+    started = as_user(app, "submitter").post("/processes/parent/start", content_type="multipart/form-data", data={
+        "department": "zhentou", "f-name": "母流程", "f-amount": "10", "f-doc": (io.BytesIO(PDF), "母流程材料.pdf")})
+    assert started.status_code == 302, text(started)
+    pid = int(started.headers["Location"].rsplit("/", 1)[1])
+    [task] = open_tasks(app, pid)
+    service_act(app, people, "promo1", pid, Request("claim", task.id))
+    service_act(app, people, "promo1", pid, Request("approve", task.id))
+    with svc.db.read() as s:
+        cid = s.scalar(select(ProcessInstance.id).where(ProcessInstance.parent_id == pid))
+    aid = _first_id(app)
+    econ = as_user(app, "econ")
+    assert econ.get(f"/instances/{pid}").status_code == 404
+    page = text(econ.get(f"/instances/{cid}"))
+    assert "母流程材料.pdf" in page
+    link = _re.search(r'href="(/attachments/\d+\?via=\d+)"', page).group(1)
+    assert link == f"/attachments/{aid}?via={cid}"
+    assert econ.get(link).data == PDF
+    assert econ.get(f"/attachments/{aid}").status_code == 404           # not without the child
+    assert as_user(app, "haijiang").get(link).status_code == 404        # nor for a stranger
