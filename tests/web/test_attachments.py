@@ -175,3 +175,20 @@ def test_a_sub_process_shows_the_file_its_parent_passed_on(make_app, web_defs, t
     assert econ.get(link).data == PDF
     assert econ.get(f"/attachments/{aid}").status_code == 404           # not without the child
     assert as_user(app, "haijiang").get(link).status_code == 404        # nor for a stranger
+
+
+def test_a_request_over_the_server_limit_is_refused_clearly(app, people):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    client = as_user(app, "submitter")
+    response = _start(client, content=PDF + b"0" * 8192)
+    assert response.status_code == 302
+    assert "上传的文件过大" in text(client.get(response.headers["Location"]))
+    from workflow_app.services.tokens import create_token
+    svc = app.extensions["parkflow"]
+    with svc.db.write() as s:
+        token = create_token(s, people["submitter"], "script", 30, now=svc.clock())
+    api = app.test_client().post("/api/v1/instances/with-files", content_type="multipart/form-data",
+                                 headers={"Authorization": f"Bearer {token}"},
+                                 data={"payload": "{}", "evidence": (io.BytesIO(PDF + b"0" * 8192), "a.pdf")})
+    assert api.status_code == 413 and api.get_json()["error"] == "too_large"
+    assert _rows(app) == []
