@@ -92,7 +92,9 @@ class Config:
     RATELIMIT_STRATEGY = "moving-window"
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
-    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "workflow_app" / "translations")
+    # No gettext catalogues: page wording is written as (Chinese, English) pairs beside each other
+    # (web/pages.tr, web/labels.pick), so neither language can fall behind; Flask-Babel only
+    # carries the chosen locale. tests/web/test_languages.py checks both languages page by page.
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime limits the token already
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -120,6 +122,11 @@ class Config:
     SMTP_TIMEOUT = float(os.environ.get("SMTP_TIMEOUT", "10"))
     PUBLIC_URL = os.environ.get("PUBLIC_URL")  # e.g. https://parkflow.zhenhai.gov.cn: links in e-mail
     URGE_INTERVAL_HOURS = float(os.environ.get("URGE_INTERVAL_HOURS", "24"))  # 催办: once per task per N hours
+    # Attachments (stored in the database): per-file limit and the allowed types (extensions; the
+    # content is checked to match). A request larger than MAX_CONTENT_LENGTH is refused with 413.
+    ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024)))
+    ATTACHMENT_TYPES = os.environ.get("ATTACHMENT_TYPES", "pdf,ofd,docx,xlsx,doc,xls,png,jpg,jpeg,zip")
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(100 * 1024 * 1024)))
     DEMO_ALLOWED = True
     TESTING = False
 

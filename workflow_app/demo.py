@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from .container import Services
 from .engine.runtime import Request
+from .engine.schema import FieldType
 from .models import Membership, ProcessInstance, Task, User
+from .services import attachments
 from .services.accounts import hash_password
 
 DEMO_PASSWORD = "Zhenhai@2026"
@@ -47,6 +49,10 @@ PEOPLE: tuple[Person, ...] = (
     Person("gz_review2", "韩雪", "区国资中心 审核人", (("sasac", "reviewer"),)),
     Person("gz_review3", "杨帆", "区国资中心 审核人", (("sasac", "reviewer"),)),
     Person("gz_head", "朱振华", "区国资中心 负责人", (("sasac", "head"),)),
+    # Two units at once: a 区发改局 reviewer seconded (挂职) to 区经信局 as its head. Switches capacity
+    # in the header; each action records the capacity it was taken in. Both are department-queue
+    # roles in the demo processes, so no 会签 step waits for an extra signature.
+    Person("fg_jx", "陶然", "区发改局 审核人 / 区经信局 负责人（挂职）", (("dev_reform", "reviewer"), ("econ_it", "head"))),
     Person("auditor", "秦审", "审计合规室 合规审查员", (("audit", "compliance"),)),
     Person("sysadmin", "系统管理员", "系统管理员（管理用户与流程定义）", admin_role="system"),
     Person("secadmin", "安全管理员", "安全管理员（角色、策略、锁定）", admin_role="security"),
@@ -166,6 +172,17 @@ ADMISSION_OFFER = {"offered_units": "8-102", "offered_area_m2": "1500", "offered
 ADMISSION_PARK = "ZH-P01"
 
 
+def _sample_pdf(name: str) -> bytes:
+    """A small one-page PDF standing in for a demo document (its name in the page and metadata)."""
+    title = name.encode("utf-16-be").hex().upper()
+    body = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+            b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+            b"4 0 obj<</Title<FEFF" + title.encode() + b">/Producer(ParkFlow demo)>>endobj\n"
+            b"trailer<</Root 1 0 R/Info 4 0 R>>\n%%EOF\n")
+    return body
+
+
 def load_applications(svc: Services) -> int:
     """A few applications in different states, so every demo role finds work in its inbox.
     Project names are illustrative; parks, places and figures are the portfolio's."""
@@ -179,26 +196,38 @@ def load_applications(svc: Services) -> int:
             task = _open_task(s, iid, assignee=u[user], step=step)
             return wf.act(s, u[user], iid, Request(action, task, **kw))
 
+        def start(user_id: int, key: str, data: dict, **kw):
+            """Start with the attachment fields' file names turned into uploaded sample PDFs, as
+            the start form would (stored with the start event, sha256 in the form)."""
+            _definition_id, spec = svc.store.latest(s, key)
+            policy = attachments.Policy(1 << 20, ("pdf",))
+            files = [policy.check(attachments.Upload(f.name, data[f.name], _sample_pdf(data[f.name])))
+                     for f in spec.fields if f.type is FieldType.attachment and isinstance(data.get(f.name), str)]
+            result = wf.start(s, user_id, key, attachments.with_files(data, files),
+                              trail_details=attachments.trail_details(files), **kw)
+            attachments.save(s, result.instance_id, result.trail_event_id, user_id, files, wf.clock())
+            return result
+
         # 1. 以投代招: past 投促中心, waiting at 经信局's queue.
-        inv = wf.start(s, u["zt_submit"], "investment_review", INVESTMENT_ZHENTOU,
-                       department="zhentou").instance_id
+        inv = start(u["zt_submit"], "investment_review", INVESTMENT_ZHENTOU,
+                    department="zhentou").instance_id
         act("tc_review", inv, "approve", opinion="项目符合新材料产业链招引方向，建议推进。")
 
         # 2. A planning application for a planned park: 并联 planning review under way.
-        park = wf.start(s, u["zt_submit"], "park_project_lifecycle", LIFECYCLE_P07,
-                        department="zhentou").instance_id
+        park = start(u["zt_submit"], "park_project_lifecycle", LIFECYCLE_P07,
+                     department="zhentou").instance_id
         act("jx_review", park, "approve", opinion="产业定位符合差异化发展指引，同意。")
 
         # 3. Haijiang's investment proposal, returned by 投促中心 for supplements (in the submitter's 待办).
-        hj = wf.start(s, u["hj_submit"], "investment_review", INVESTMENT_HAIJIANG,
-                      department="haijiang").instance_id
+        hj = start(u["hj_submit"], "investment_review", INVESTMENT_HAIJIANG,
+                   department="haijiang").instance_id
         act("tc_review2", hj, "return", target="proposal",
             opinion="请补充基金管理人资质、投资期限及退出安排，一次性告知如上。")
 
         # 4. An enterprise admitted into 新材料产业园 end to end (for the compliance reviewer); the
         #    approval records the tenancy of unit 8-102 in the portfolio.
-        adm = wf.start(s, u["hj_submit"], "enterprise_admission", ADMISSION,
-                       department="haijiang").instance_id
+        adm = start(u["hj_submit"], "enterprise_admission", ADMISSION,
+                    department="haijiang").instance_id
         act("tc_review", adm, "approve", data=ADMISSION_MATCH,
             opinion="属新材料产业链补链项目，匹配新材料产业园首层厂房。")
         act("hj_ops", adm, "approve", data=ADMISSION_OFFER, opinion="拟提供8号厂房首层8-102单元。")

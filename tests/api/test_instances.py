@@ -108,10 +108,10 @@ def test_second_decision_on_a_done_task_is_409_and_writes_nothing(app, client, t
     assert r.status_code == 409
     body = r.get_json()
     assert body["error"] == "conflict" and body["details"]["task_id"] == task["id"]
-    # The department colleague who lost the race no longer sees the application at all (the task
-    # is promo1's now): 404, as on the pages. Either way nothing is written.
+    # The department colleague who lost the race is told so: 409, as on the pages (the task was
+    # queued for their department, so they may see the application). Either way nothing is written.
     r = act(client, tokens["promo2"], inst["id"], action="approve", task_id=task["id"])
-    assert r.status_code == 404
+    assert r.status_code == 409 and r.get_json()["error"] == "conflict"
     assert counts(app) == before
 
 

@@ -5,6 +5,8 @@ SASAC's quorum, payment, post-review and the equity exit, the park project lifec
 planning to operation, and a rectification opened by a red warning and closed by 经信局."""
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from config import TestConfig
 from tests.factories import create_people
 from workflow_app import create_app, demo
 from workflow_app.domain import portfolio
+from workflow_app.engine.schema import FieldType
 from workflow_app.domain.portfolio_store import load_portfolio
 from workflow_app.models import (Building, Enterprise, Park, ParkIndicator, ParkWarning,
                                  ProcessInstance, Unit)
@@ -22,6 +25,7 @@ from workflow_app.services.monitoring import RECTIFICATION, evaluate_period
 from workflow_app.services.tokens import create_token
 
 ROOT = Path(__file__).resolve().parents[2]
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n"
 
 
 @pytest.fixture
@@ -45,10 +49,22 @@ def api(db, clock):
             self.app, self.people = app, people
 
         def start(self, who, process, department, data):
-            r = client.post("/api/v1/instances", headers={"Authorization": f"Bearer {tokens[who]}"},
-                            json={"process": process, "department": department, "data": data})
+            """Attachment fields named by a file name are uploaded as that file (multipart), as
+            the start form does; attachments cannot be typed in."""
+            kinds = self.attachment_fields(process)
+            files = {k: (io.BytesIO(PDF), v) for k, v in data.items() if k in kinds and isinstance(v, str)}
+            payload = {"process": process, "department": department,
+                       "data": {k: v for k, v in data.items() if k not in files}}
+            r = client.post("/api/v1/instances/with-files", headers={"Authorization": f"Bearer {tokens[who]}"},
+                            content_type="multipart/form-data",
+                            data={"payload": json.dumps(payload, ensure_ascii=False), **files})
             assert r.status_code == 201, r.get_json()
             return r.get_json()["result"]["instance_id"]
+
+        def attachment_fields(self, process):
+            with svc.db.read() as s:
+                _definition_id, spec = svc.store.latest(s, process)
+            return {f.name for f in spec.fields if f.type is FieldType.attachment}
 
         def get(self, who, iid):
             r = client.get(f"/api/v1/instances/{iid}", headers={"Authorization": f"Bearer {tokens[who]}"})
@@ -63,8 +79,18 @@ def api(db, clock):
                     and (t["assignee_id"] == people[who]
                          or (t["assignee_id"] is None and (t["department"], t["role"]) in holds))]
             assert mine, (who, inst["current_step"], inst["tasks"])
-            r = client.post(f"/api/v1/instances/{iid}/actions", headers={"Authorization": f"Bearer {tokens[who]}"},
-                            json={"action": action, "task_id": mine[0]["id"], **body})
+            body = {"action": action, "task_id": mine[0]["id"], **body}
+            files = {k: (io.BytesIO(PDF), v) for k, v in (body.get("data") or {}).items()
+                     if k in self.attachment_fields(inst["process_key"]) and isinstance(v, str)}
+            if files:  # attachments are uploaded with the action, never typed in
+                body["data"] = {k: v for k, v in body["data"].items() if k not in files}
+                r = client.post(f"/api/v1/instances/{iid}/actions/with-files",
+                                headers={"Authorization": f"Bearer {tokens[who]}"},
+                                content_type="multipart/form-data",
+                                data={"payload": json.dumps(body, ensure_ascii=False), **files})
+            else:
+                r = client.post(f"/api/v1/instances/{iid}/actions",
+                                headers={"Authorization": f"Bearer {tokens[who]}"}, json=body)
             assert r.status_code == expect, r.get_json()
             return r.get_json()
 

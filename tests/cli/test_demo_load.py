@@ -1,15 +1,17 @@
 """`flask demo load` (what `make run` does) on a fresh database: the demo applications run through
 the real service, the admission ends with unit 8-102 let in the portfolio, every application that
 names a park carries its code, and the monitoring evaluation raises the warnings the dashboard
-shows, from the portfolio's own indicators. Loading twice changes nothing."""
+shows, from the portfolio's own indicators. Loading twice changes nothing. The demo applications
+carry real attachments (sample PDFs stored with the start event), and the demo has someone acting
+in two departments."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from tests.cli.runner import ROOT, Cli
 from workflow_app import demo
-from workflow_app.models import (Building, Enterprise, Park, ParkWarning, ProcessInstance, TrailEvent,
-                                 Unit)
+from workflow_app.models import (Attachment, Building, Enterprise, Park, ParkWarning, ProcessInstance,
+                                 TrailEvent, Unit, User)
 from workflow_app.services import trail
 from workflow_app.services.monitoring import dashboard_figures
 
@@ -48,5 +50,27 @@ def test_demo_load_drives_the_applications_and_the_monitoring(db, database_url):
         assert "(0 warnings newly raised)" in again.output
         with svc.db.read() as s:
             assert s.scalar(select(func.count()).select_from(TrailEvent)) == events
+    finally:
+        cli.close()
+
+
+def test_demo_applications_have_attached_files(db, database_url):
+    cli = Cli(database_url, ROOT / "process_defs")
+    try:
+        assert cli("defs", "sync").exit_code == 0
+        loaded = cli("demo", "load")
+        assert loaded.exit_code == 0, loaded.output
+        svc = cli.app.extensions["parkflow"]
+        with svc.db.read() as s:
+            rows = s.scalars(select(Attachment)).all()
+            assert {r.field for r in rows} >= {"design_file", "attraction_plan_file", "proposal_file"}
+            for r in rows:
+                assert r.content.startswith(b"%PDF-") and r.media_type == "application/pdf"
+                form = s.get(ProcessInstance, r.instance_id).form_data
+                assert form[r.field] == "sha256:" + r.sha256
+                event = s.get(TrailEvent, r.trail_event_id)
+                assert event.action == "start" and r.sha256 in {a["sha256"] for a in event.details["attachments"]}
+            two = s.scalar(select(User).where(User.username == "fg_jx"))
+            assert {m.department_code for m in two.memberships} == {"dev_reform", "econ_it"}
     finally:
         cli.close()

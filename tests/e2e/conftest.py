@@ -40,7 +40,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_SHOT_BYTES = 600 * 1024
 NAMES = {p.username: p.name for p in PEOPLE}
-DUE = re.compile(r"\s*(已逾期 · |即将到期 · )?截止 \d{4}年\d{1,2}月\d{1,2}日(临时)?$")
+DUE = re.compile(r"\s*(?:已逾期[^·]*· |即将到期[^·]*· |剩 \d+ 个工作日 · )?截止 \d{4}年\d{1,2}月\d{1,2}日"
+                 r"(?:\s*[（(]?暂定[）)]?)?$")
 
 
 class SetClock:
@@ -193,13 +194,16 @@ class Desk:
         return cards
 
     def fill_fields(self, scope, values: dict) -> None:
-        """Generated inputs are named f-<field>; booleans are 是/否 radios."""
+        """Generated inputs are named f-<field>; booleans are 是/否 radios; attachments file inputs."""
         for name, value in values.items():
             if isinstance(value, bool):
                 scope.locator(f"input[name='f-{name}'][value='{'true' if value else 'false'}']").check()
                 continue
             box = scope.locator(f"#f-{name}")
-            if box.evaluate("e => e.tagName") == "SELECT":
+            if box.evaluate("e => e.type") == "file":  # an attachment: a small PDF of that name
+                box.set_input_files({"name": str(value), "mimeType": "application/pdf",
+                                     "buffer": b"%PDF-1.4\n% " + str(value).encode() + b"\n%%EOF\n"})
+            elif box.evaluate("e => e.tagName") == "SELECT":
                 box.select_option(str(value))
             else:
                 box.fill(str(value))
@@ -211,7 +215,7 @@ class Desk:
         if fields:
             self.fill_fields(card, fields)
         if opinion:
-            card.locator("textarea[name=opinion]").fill(opinion)
+            card.locator("form.decide-form textarea[name=opinion]").fill(opinion)
         if before:
             before()
         self.submit(card.locator(f"button[name=action][value='{action}']"))
@@ -220,7 +224,7 @@ class Desk:
         """退回: the first press shows where to; the second (确认退回) sends it back."""
         from playwright.sync_api import expect
         card = self.decide_card()
-        card.locator("textarea[name=opinion]").fill(opinion)
+        card.locator("form.decide-form textarea[name=opinion]").fill(opinion)
         button = card.locator("button[name=action][value=return]")
         button.click()
         expect(card.locator("[data-return-chooser]")).to_be_visible()

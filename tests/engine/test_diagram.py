@@ -117,3 +117,18 @@ def test_diagram_module_is_pure():
     imported = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
                {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not imported & {"flask", "sqlalchemy", "flask_babel", "werkzeug"}
+
+
+def test_parallel_edges_between_two_steps_share_one_label():
+    """Two conditional edges from one step to the same step are one edge with both conditions:
+    mermaid would draw their labels on top of each other."""
+    from pathlib import Path
+
+    from workflow_app.engine.loader import load_file
+    spec = load_file(Path(__file__).resolve().parents[2] / "process_defs" / "investment_review.yaml")
+    text = mermaid(spec)
+    edges = [line.split("|")[0].split() + line.split("|")[-1].split() for line in text.splitlines()
+             if "-->|" in line or "-.->|" in line]
+    pairs = [(e[0], e[-1]) for e in edges]
+    assert len(pairs) == len(set(pairs))
+    assert any(" / " in line for line in text.splitlines() if "-->|" in line)

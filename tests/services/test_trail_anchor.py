@@ -5,6 +5,8 @@ window after the latest anchor, and `flask trail anchor` / `flask trail verify` 
 Runs on SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
+
 import json
 import threading
 from datetime import datetime, timezone
@@ -160,19 +162,18 @@ def test_an_anchor_waits_for_events_still_being_written(db, chain, store, workfl
     if db.is_sqlite:
         pytest.skip("SQLite has one writer at a time: nothing is in flight while the anchor reads")
     first, iid, evs = chain
-    slow = db._writer()
-    slow.begin()
-    workflow.act(slow, evs[0].actor_id, first, Request("comment", opinion="未提交"))  # id n, in flight
-    later = start(db, workflow, evs[0].actor_id, data=SMALL)                        # id n + 1, committed
     made: list = []
     worker = threading.Thread(target=lambda: made.append(anchor.create(db, KEY, NOW)))
     try:
-        worker.start()
-        worker.join(0.5)
-        assert worker.is_alive()                 # held at the barrier by the open transaction
-        slow.commit()
+        with contextlib.ExitStack() as in_flight:
+            slow = in_flight.enter_context(db.write())   # rolls back if an assertion fails
+            workflow.act(slow, evs[0].actor_id, first, Request("comment", opinion="未提交"))  # id n, in flight
+            later = start(db, workflow, evs[0].actor_id, data=SMALL)                        # id n + 1, committed
+            worker.start()
+            worker.join(0.5)
+            assert worker.is_alive()             # held at the barrier by the open transaction
+            in_flight.close()                    # commits: the barrier lifts
     finally:
-        slow.close()                             # (rolls back if the assertion failed)
         worker.join(10)
     assert made and made[0].last_event_id == events(db, later)[-1].id
     assert events(db, first)[-1].id < made[0].last_event_id  # the in-flight event is inside

@@ -26,6 +26,7 @@ from workflow_app.cli import alembic_upgrade  # noqa: E402
 from workflow_app.demo import DEMO_PASSWORD, load_people  # noqa: E402
 from workflow_app.engine.runtime import Request  # noqa: E402
 from workflow_app.models import Task, User  # noqa: E402
+from workflow_app.services import attachments  # noqa: E402
 
 INVESTMENT = {
     "project_name": "新材料产业园中试基地股权投资", "investing_entity": "zhentou",
@@ -71,12 +72,20 @@ def build(workdir: Path):
         with svc.db.read() as s:
             return s.query(Task).filter_by(instance_id=iid, status="open").order_by(Task.id).first()
 
-    def start(key, data, name="zt_submit", dept="zhentou"):
+    def start(key, data, name="zt_submit", dept="zhentou", files=()):
+        checked = [attachments.Policy.from_config(app.config).check(f) for f in files]
         with svc.db.write() as s:
-            return svc.workflow.start(s, ids[name], key, data, department=dept).instance_id
+            result = svc.workflow.start(s, ids[name], key, attachments.with_files(data, checked), department=dept,
+                                        trail_details=attachments.trail_details(checked))
+            attachments.save(s, result.instance_id, result.trail_event_id, ids[name], checked, clock())
+            return result.instance_id
 
-    # 1. well under way: assessed, policy-checked, now waiting in 发改局's queue (overdue)
-    first = start("investment_review", INVESTMENT)
+    # 1. well under way: assessed, policy-checked, now waiting in 发改局's queue (overdue); its
+    # proposal is an uploaded PDF
+    proposal = attachments.Upload("proposal_file", "投资方案及尽调报告-2026-03.pdf",
+                                  b"%PDF-1.4\n% ParkFlow screenshot sample\n" + b"0" * 180_000 + b"\n%%EOF\n")
+    first = start("investment_review", {k: v for k, v in INVESTMENT.items() if k != "proposal_file"},
+                  files=[proposal])
     clock.now += timedelta(hours=3)
     act("tc_review", first, Request("claim", open_task(first).id), department="invest_promo", role="reviewer")
     act("tc_review", first, Request("approve", open_task(first).id, opinion="项目符合新材料产业链招商方向，同意。"),
@@ -117,7 +126,7 @@ def shoot(base: str, out: Path, iids: dict) -> list[Path]:
     shots = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--lang=zh-CN"])
 
         def session(username, width=1360, height=900):
             page = browser.new_page(viewport={"width": width, "height": height}, locale="zh-CN")
@@ -141,6 +150,7 @@ def shoot(base: str, out: Path, iids: dict) -> list[Path]:
         snap(login, "01-login", "/login")
         fg = session("fg_review")
         snap(fg, "02-inbox-todo-fg_review", "/")
+        snap(fg, "02b-inbox-filtered-fg_review", "/?process=investment_review&due=overdue&since=2026-01-01")
         snap(fg, "03-instance-decide-fg_review", f"/instances/{iids['first']}")
         tc = session("tc_review")
         snap(tc, "04-inbox-queue-tc_review", "/?tab=queue")
@@ -155,6 +165,8 @@ def shoot(base: str, out: Path, iids: dict) -> list[Path]:
         en.goto(base + "/")
         en.click(".lang-switch button")
         snap(en, "10-english-inbox-queue", "/?tab=queue")
+        snap(en, "11-english-instance", f"/instances/{iids['first']}")
+        snap(en, "12-english-start-form", "/processes/park_project_lifecycle/start")
         browser.close()
     return shots
 

@@ -4,6 +4,8 @@ unit, the owner group's head approves, and the park's dossier shows the applicat
 unit let to the new firm."""
 from __future__ import annotations
 
+import io
+
 from pathlib import Path
 
 import pytest
@@ -31,8 +33,13 @@ def site(make_app, clock):
     return app
 
 
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n"
+
+
 def fields(data: dict) -> dict:
-    return {f"f-{k}": str(v) for k, v in data.items()}
+    """The form's inputs; a document (an attachment field, named by its file) is uploaded."""
+    return {f"f-{k}": (io.BytesIO(PDF), v) if isinstance(v, str) and v.endswith(".pdf") else str(v)
+            for k, v in data.items()}
 
 
 def task_of(app, iid: int) -> Task:

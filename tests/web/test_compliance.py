@@ -218,6 +218,8 @@ def test_xlsx_export(app, crowd):
     response = as_user(app, "auditor").get("/compliance/export.xlsx", query_string={"instance": iid})
     assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
     assert "attachment" in response.headers["Content-Disposition"]
+    # named by the local (Asia/Shanghai) time: the frozen clock's 01:00 UTC is 09:00 there
+    assert "parkflow-decisions-202603020900.xlsx" in response.headers["Content-Disposition"]
     book = openpyxl.load_workbook(io.BytesIO(response.data))
     sheet = book["决策记录"]
     header = [c.value for c in sheet[1]]

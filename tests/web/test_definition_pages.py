@@ -57,6 +57,8 @@ def test_validation_view_lists_problems(make_app, defs_dir, tmp_path, clock):
     assert "发现 1 个问题" in html
     assert "broken.yaml:8: transitions[0].dest:" in html and "unknown step" in html
     assert "测试评审" in html  # the valid file is listed as loadable
+    # no server paths: neither the directory nor any file's absolute path
+    assert str(tmp_path) not in html and str(tmp_path.resolve()) not in html
 
 
 def test_definitions_are_for_members_and_the_system_administrator(app, people):

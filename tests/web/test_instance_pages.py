@@ -39,7 +39,7 @@ def test_page_shows_data_who_must_act_diagram_and_timeline(app, people):
     iid = at_joint(app, people)
     html = text(as_user(app, "submitter").get(f"/instances/{iid}"))
     assert "6,000 万元" in html and "新材料" in html                   # form data, money in 万元
-    assert "审批中" in html and "并联审查" in html                      # status, current step
+    assert "办理中" in html and "并联审查" in html                      # status, current step
     assert "区经信局 · 审核人" in html and "待认领" in html              # the queue branch
     assert "plan1" in html and "plan2" in html                          # the 会签 people by name
     assert "class s_joint,s_joint__industry,s_joint__plan current" in html  # diagram: current step
@@ -231,3 +231,51 @@ def test_unknown_action_is_refused(app, people):
     response = post(client, iid, action="void", opinion="x")
     assert "未知操作" in text(client.get(response.headers["Location"]))
     assert instance(app, iid).status == "running"
+
+
+def test_losing_a_claim_race_goes_back_to_the_page_with_a_conflict(app, people):
+    iid = start(app, people)
+    [task] = open_tasks(app, iid)
+    promo1, promo2 = as_user(app, "promo1"), as_user(app, "promo2")
+    assert "认领" in text(promo2.get("/?tab=queue"))            # promo2 sees it in the queue ...
+    post(promo1, iid, action="claim", task_id=task.id)             # ... promo1 is quicker
+    response = promo2.post(f"/instances/{iid}/act", data={"action": "claim", "task_id": task.id},
+                           headers={"Referer": "http://localhost/?tab=queue"})
+    assert response.status_code == 302 and response.headers["Location"] == "http://localhost/?tab=queue"
+    page = text(promo2.get("/?tab=queue"))
+    assert "操作未生效：该任务已被他人认领。以下是最新状态。" in page
+    assert open_tasks(app, iid)[0].assignee_id == people["promo1"]
+    # a foreign referrer is not followed
+    response = promo2.post(f"/instances/{iid}/act", data={"action": "claim", "task_id": task.id},
+                           headers={"Referer": "https://evil.example/"})
+    assert response.status_code == 302 and "evil" not in response.headers["Location"]
+
+
+def _last_event(app, iid):
+    from workflow_app.models import TrailEvent
+    svc = app.extensions["parkflow"]
+    with svc.db.read() as s:
+        e = s.query(TrailEvent).filter_by(instance_id=iid).order_by(TrailEvent.seq.desc()).first()
+        return e.action, e.actor_department, e.actor_role
+
+
+def test_the_capacity_chosen_when_acting_is_recorded(app, people):
+    """sasac_xingyu is 区国资中心 head and 星寓 reviewer: a comment is recorded in the capacity
+    picked on its form; a decision in the capacity its task names; a forged choice is ignored."""
+    iid = start(app, people)
+    client = as_user(app, "sasac_xingyu")
+    act(app, people, "submitter", iid, Request("cc", users=(people["sasac_xingyu"],)))
+    page = text(client.get(f"/instances/{iid}"))
+    assert 'name="capacity"' in page and 'value="xingyu:reviewer"' in page
+    post(client, iid, action="comment", opinion="以星寓身份补充说明", capacity="xingyu:reviewer")
+    assert _last_event(app, iid) == ("comment", "xingyu", "reviewer")
+    post(client, iid, action="comment", opinion="以国资中心身份", capacity="sasac:head")
+    assert _last_event(app, iid) == ("comment", "sasac", "head")
+    post(client, iid, action="comment", opinion="伪造身份", capacity="econ_it:reviewer")  # not held
+    assert _last_event(app, iid)[1:] in (("sasac", "head"), ("xingyu", "reviewer"))  # the header's
+
+
+def test_demo_has_someone_in_two_departments():
+    from workflow_app.demo import PEOPLE
+    multi = [p for p in PEOPLE if len({d for d, _r in p.memberships}) > 1]
+    assert multi and multi[0].username == "fg_jx"

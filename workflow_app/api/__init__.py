@@ -10,11 +10,11 @@ from apiflask import APIFlask
 
 def register_api(app: APIFlask) -> None:
     from ..extensions import csrf, limiter
-    from . import auth, errors, inbox, instances, meta
+    from . import auth, errors, files, inbox, instances, meta
 
     errors.install(app)
-    app.spec_processor(_bodies_required)
-    for module in (instances, inbox, meta):
+    app.spec_processor(lambda spec: files.document_multipart(_bodies_required(spec)))
+    for module in (instances, files, inbox, meta):
         # Token auth only: a cross-site form cannot carry the bearer header, so CSRF does not apply
         # (and the session cookie is never read).
         csrf.exempt(module.bp)
@@ -23,6 +23,22 @@ def register_api(app: APIFlask) -> None:
         limiter.shared_limit(auth.failure_limit, scope=auth.FAILURE_SCOPE,
                              deduct_when=auth.is_auth_failure)(module.bp)
         app.register_blueprint(module.bp)
+    _docs_page(app)
+
+
+def _docs_page(app: APIFlask) -> None:
+    """/api/v1/docs: Swagger UI over the OpenAPI document, from vendored files (no CDN)."""
+    from flask import Blueprint, render_template
+
+    bp = Blueprint("api_docs", __name__)
+
+    @bp.get("/api/v1/docs")
+    def docs():
+        response = app.make_response(render_template("api/docs.html"))
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    app.register_blueprint(bp)
 
 
 def _bodies_required(spec: dict) -> dict:

@@ -3,20 +3,28 @@ tasks (待办), department queues (待认领), decided tasks (已办), instances
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from marshmallow import RAISE  # a misspelt filter is an error (422), not silently "no filter"
 
 from ..container import services
 from ..services import queries
 from .auth import auth, current
 from .errors import COMMON
 from .reads import page
-from .schemas import InboxPageOut, InstancesQuery, SearchPageQuery
+from .schemas import FilteredPageQuery, InboxPageOut, InstancesQuery
 
 bp = APIBlueprint("api_inbox", __name__, url_prefix="/api/v1", tag="Inbox")
 
 
+def _filters(query: dict) -> queries.Filters:
+    """The list filters of every inbox endpoint (`FilteredPageQuery`)."""
+    return queries.Filters(process=query.get("process"), step=query.get("step"),
+                           department=query.get("department"), due=query.get("due"),
+                           since=query.get("since"), until=query.get("until"), now=services().clock())
+
+
 @bp.get("/tasks")
 @bp.auth_required(auth)
-@bp.input(SearchPageQuery, location="query")
+@bp.input(FilteredPageQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def my_tasks(query_data: dict):
@@ -27,13 +35,14 @@ def my_tasks(query_data: dict):
     who = current()
     with services().db.read() as s:
         rows = queries.my_tasks(s, who.user_id, before_id=query_data.get("before_id"),
-                                limit=query_data["limit"], search=query_data.get("q"))
+                                limit=query_data["limit"], search=query_data.get("q"),
+                                filters=_filters(query_data))
     return page(rows, query_data["limit"], key="task_id")
 
 
 @bp.get("/queue")
 @bp.auth_required(auth)
-@bp.input(SearchPageQuery, location="query")
+@bp.input(FilteredPageQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def queue(query_data: dict):
@@ -45,13 +54,14 @@ def queue(query_data: dict):
     who = current()
     with services().db.read() as s:
         rows = queries.queue_tasks(s, who.memberships, before_id=query_data.get("before_id"),
-                                   limit=query_data["limit"], search=query_data.get("q"))
+                                   limit=query_data["limit"], search=query_data.get("q"),
+                                   filters=_filters(query_data))
     return page(rows, query_data["limit"], key="task_id")
 
 
 @bp.get("/tasks/done")
 @bp.auth_required(auth)
-@bp.input(SearchPageQuery, location="query")
+@bp.input(FilteredPageQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def done(query_data: dict):
@@ -62,13 +72,14 @@ def done(query_data: dict):
     who = current()
     with services().db.read() as s:
         rows = queries.done_tasks(s, who.user_id, before_id=query_data.get("before_id"),
-                                  limit=query_data["limit"], search=query_data.get("q"))
+                                  limit=query_data["limit"], search=query_data.get("q"),
+                                  filters=_filters(query_data))
     return page(rows, query_data["limit"], key="task_id")
 
 
 @bp.get("/instances")
 @bp.auth_required(auth)
-@bp.input(InstancesQuery, location="query")
+@bp.input(InstancesQuery, location="query", unknown=RAISE)
 @bp.output(InboxPageOut)
 @bp.doc(responses=COMMON)
 def instances(query_data: dict):
@@ -79,5 +90,6 @@ def instances(query_data: dict):
     who = current()
     lister = queries.cc_instances if query_data["cc"] else queries.started_instances
     with services().db.read() as s:
-        rows = lister(s, who.user_id, before_id=query_data.get("before_id"), limit=query_data["limit"])
+        rows = lister(s, who.user_id, before_id=query_data.get("before_id"), limit=query_data["limit"],
+                      search=query_data.get("q"), filters=_filters(query_data))
     return page(rows, query_data["limit"], key="instance_id")

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from ..container import services
 from ..engine.errors import ActionError, Forbidden, NotFound
 from ..engine.runtime import Request
-from ..models import Substitution
+from ..models import ProcessInstance, Substitution
+from ..services import attachments
+from ..services.queries import takes_part
 from . import idempotency
 from .auth import auth, current
 from .errors import COMMON, WITH_BODY
@@ -52,6 +54,8 @@ def start(json_data: dict, headers_data: dict):
     who = current()
 
     def run(s):
+        _definition_id, spec = services().store.latest(s, json_data["process"])
+        attachments.guard_typed_values(spec, json_data["data"], None)  # files: POST /instances/with-files
         result = services().workflow.start(s, who.user_id, json_data["process"], json_data["data"],
                                            department=json_data["department"])
         return 201, result
@@ -91,6 +95,12 @@ def act(instance_id: int, json_data: dict, headers_data: dict):
     def run(s):
         if check_first:
             _check_visible(s, who, instance_id, on_behalf_of)
+            if on_behalf_of is None and not takes_part(s, who.user_id, who.memberships,
+                                                       s.get(ProcessInstance, instance_id),
+                                                       frozenset(services().store.organisation.coordinators())):
+                raise Forbidden("compliance reviewers and auditors only read applications")
+        if action.data:
+            _guard_files(s, who, instance_id, action.data)
         try:
             result = services().workflow.act(s, who.user_id, instance_id, action, department=department,
                                              role=role, on_behalf_of=on_behalf_of)
@@ -112,6 +122,20 @@ def act(instance_id: int, json_data: dict, headers_data: dict):
 DECIDER_CHECKED = frozenset({"approve", "reject", "submit", "return", "claim", "release", "transfer",
                              "delegate", "resolve", "add_signer",
                              "supplement", "pause", "resume", "request_extension"})
+
+
+def _guard_files(s, who, instance_id: int, data: dict) -> None:
+    """Attachment fields change only by uploading (`.../actions/with-files`)."""
+    row = s.execute(select(ProcessInstance.definition_id, ProcessInstance.form_data)
+                    .where(ProcessInstance.id == instance_id)).one_or_none()
+    if row is None:
+        return  # the action itself answers 404
+    spec = services().store.spec(s, row.definition_id)
+    try:
+        attachments.guard_typed_values(spec, data, row.form_data)
+    except ActionError:
+        visible_instance(s, who, instance_id)  # a stranger learns nothing: 404 first
+        raise
 
 
 def _in_range(instance_id: int) -> None:

@@ -8,7 +8,7 @@ request must fail with 422 here rather than with 500 in the database. Ids are bo
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
+from apiflask.fields import Boolean, Date, DateTime, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
@@ -100,7 +100,20 @@ class SearchPageQuery(PageQuery):
     q = _text(max_length=100, metadata={"description": "filter by title"})
 
 
-class InstancesQuery(PageQuery):
+class FilteredPageQuery(SearchPageQuery):
+    process = _text(metadata={"description": "only this process (key, e.g. park_project_lifecycle)"})
+    step = _text(metadata={"description": "only tasks at this step (instance lists: the current step)"})
+    department = _text(metadata={"description": "only tasks queued for this department (instance lists: "
+                                 "the submitting department)"})
+    due = String(validate=OneOf(("overdue", "soon")), metadata={
+        "description": "overdue: past the due date; soon: due within two days (instance lists: has "
+                       "such an open task)"})
+    since = Date(metadata={"description": "arrived (task) or started (instance) on or after this day, "
+                           "Asia/Shanghai"})
+    until = Date(metadata={"description": "... on or before this day, Asia/Shanghai"})
+
+
+class InstancesQuery(FilteredPageQuery):
     mine = Boolean(load_default=True, metadata={"description": "instances I started"})
     cc = Boolean(load_default=False, metadata={"description": "instead: instances copied to me (抄送)"})
 

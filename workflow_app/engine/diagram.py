@@ -124,7 +124,15 @@ def _links(spec: ProcessSpec, english: bool, returns: bool, taken: set[tuple[str
         for target in step.return_to:
             if returns or (step.id, target) in taken:
                 links.append(_Link(step.id, target, back, True))
-    return links
+    # Two edges between the same pair of steps (同意 · 金额 ≥ 5000 / 同意 · 方式 属于 …) are drawn
+    # as one: mermaid puts parallel edges' labels on top of each other.
+    merged: dict[tuple[str, str, bool], _Link] = {}
+    for link in links:
+        key = (link.source, link.dest, link.dotted)
+        seen = merged.get(key)
+        merged[key] = link if seen is None else _Link(link.source, link.dest, f"{seen.text} / {link.text}",
+                                                      link.dotted)
+    return list(merged.values())
 
 
 def _node(step: StepSpec, english: bool) -> list[str]:

@@ -8,7 +8,8 @@ from .monitoring import ParkWarning
 from .security import SecurityEvent
 from .trail import TrailAnchor, TrailEvent, TrailHead
 from .notification import CalendarYear, Notification
+from .attachment import Attachment
 
-__all__ = ["TrailAnchor", "ApiToken", "Base", "utcnow", "Department", "LoginSession", "Membership", "Substitution", "User",
+__all__ = ["Attachment", "TrailAnchor", "ApiToken", "Base", "utcnow", "Department", "LoginSession", "Membership", "Substitution", "User",
            "CarbonCopy", "ProcessDefinition", "ProcessInstance", "Task", "TrailEvent", "TrailHead", "SecurityEvent",
            "Building", "Enterprise", "Park", "ParkIndicator", "Tenancy", "Unit", "ParkWarning"]

@@ -19,6 +19,7 @@ user): pg_dump / pg_restore get the URL without it and read it from a private PG
 """
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sqlite3
@@ -27,7 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Date, DateTime, Numeric, insert, text
+from sqlalchemy import Date, DateTime, LargeBinary, Numeric, insert, text
 from sqlalchemy.engine import make_url
 
 from ..database import Database
@@ -147,6 +148,8 @@ def _plain(value):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, (bytes, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
     return value
 
 
@@ -178,6 +181,8 @@ def _decode(table, row: dict) -> dict:
                 value = date.fromisoformat(value)
             elif isinstance(kind, Numeric):
                 value = Decimal(value)
+            elif isinstance(kind, LargeBinary):  # attachments: base64 in the dump
+                value = base64.b64decode(value)
         out[name] = value
     return out
 

@@ -107,13 +107,16 @@ class Workflow:
 
     # ---------------------------------------------------------------- start
     def start(self, session: Session, user_id: int, key: str, data: dict, *, department: str,
-              subject_ref: str | None = None) -> ActionResult:
+              subject_ref: str | None = None, trail_details: dict | None = None) -> ActionResult:
+        """`trail_details` are added to the start event (e.g. the files attached with it)."""
         now = self.clock()
         user, actor = load_actor(session, user_id, department=department, role="submitter")
         definition_id, spec = self.store.latest(session, key)
         data, park_ref = self.hooks.prepare_start(session, spec, data)
         runtime = self.runtime(session)
         state, effect = runtime.start(spec, data, actor, department, now)
+        if trail_details:
+            effect.trail.details.update(trail_details)
         return self._create(session, runtime, spec, definition_id, state, effect, actor, now,
                             subject_ref=subject_ref or park_ref)
 
@@ -148,14 +151,15 @@ class Workflow:
     # ---------------------------------------------------------------- act
     def act(self, session: Session, user_id: int, instance_id: int, request: Request, *,
             department: str | None = None, role: str | None = None,
-            on_behalf_of: int | None = None) -> ActionResult:
+            on_behalf_of: int | None = None, trail_details: dict | None = None) -> ActionResult:
+        """`trail_details` are added to the action's trail event (e.g. the files attached with it)."""
         now = self.clock()
         user, actor = load_actor(session, user_id, department=department, role=role)
         if on_behalf_of is not None:
             actor = self._substitute(session, actor, on_behalf_of, now)
-        return self._act(session, instance_id, request, actor, now)
+        return self._act(session, instance_id, request, actor, now, trail_details)
 
-    def _act(self, session, instance_id, request, actor, now) -> ActionResult:
+    def _act(self, session, instance_id, request, actor, now, trail_details=None) -> ActionResult:
         self._check_people(session, request)
         if request.action == "void":
             # A void ends the running children too. Children are locked BEFORE their parent, the
@@ -173,6 +177,8 @@ class Workflow:
                                                             now - self.urge_interval)
         request = self.hooks.prepare_act(session, spec, state, request)
         effect = runtime.act(state, request, actor, now)
+        if trail_details:
+            effect.trail.details.update(trail_details)
         return self._commit_effect(session, runtime, row, spec, state, effect, actor, now)
 
     def system_effects(self, session: Session, instance_id: int, now: datetime,

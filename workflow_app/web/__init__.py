@@ -6,6 +6,7 @@ from flask_wtf.csrf import CSRFError
 
 from ..engine.errors import ActionError
 from . import labels
+from .pages import tr
 
 
 def register(app: Flask) -> None:
@@ -19,6 +20,8 @@ def register(app: Flask) -> None:
     from ..extensions import login_manager
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录"
+    # Flask-Login flashes login_message through this: the prompt in the page's language.
+    login_manager.localize_callback = lambda message: tr(message, SIGN_IN_FIRST) if message == "请先登录" else message
     login_manager.session_protection = None  # the server-side session row is the protection
 
     @app.after_request
@@ -40,27 +43,32 @@ def register(app: Flask) -> None:
     def csrf_error(err):
         if wants_json():
             return jsonify(error="csrf", message=err.description), 400
-        return render_template("errors/error.html", code=400, title="请求已失效",
-                               message="页面已过期或请求来源无法验证（CSRF），请刷新后重试。"), 400
+        return render_template("errors/error.html", code=400, title=tr("请求已失效", "Request expired"),
+                               message=tr("页面已过期或请求来源无法验证（CSRF），请刷新后重试。",
+                                          "The page expired or the request's origin could not be "
+                                          "verified (CSRF). Reload the page and try again.")), 400
 
-    @app.errorhandler(403)
-    def forbidden(err):
-        log_refusal("access_denied", getattr(err, "description", None) if g.get("refusal_reason") is None
-                    else g.refusal_reason)
-        if wants_json():
-            return jsonify(error="forbidden", message="您没有权限查看或操作此内容。"), 403
-        return render_template("errors/error.html", code=403, title="无权访问",
-                               message="您没有权限查看或操作此内容。"), 403
-
-    for code, title, message in (
-            (404, "未找到", "您访问的内容不存在，或您无权查看。"),
-            (500, "系统错误", "系统出现错误，操作未生效。请稍后重试或联系管理员。")):
+    for code, title, message in ERRORS:
         def handler(err, code=code, title=title, message=message):
+            if code == 403:  # every refusal goes to the security log with its reason code
+                log_refusal("access_denied", g.refusal_reason if g.get("refusal_reason") is not None
+                            else getattr(err, "description", None))
             if wants_json():
                 return jsonify(error={403: "forbidden", 404: "not_found", 500: "server_error"}[code],
-                               message=message), code
-            return render_template("errors/error.html", code=code, title=title, message=message), code
+                               message=message[1]), code
+            return render_template("errors/error.html", code=code, title=labels.pick(title),
+                                   message=labels.pick(message)), code
         app.register_error_handler(code, handler)
+
+    @app.errorhandler(413)
+    def too_large(err):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        if wants_json():
+            return jsonify(error="too_large", message=f"the request is larger than {limit} bytes",
+                           details={"max_bytes": limit}), 413
+        flash(tr(f"上传的文件过大（整个请求不能超过 {limit // (1024 * 1024)} MB）",
+                 f"The upload is too large (at most {limit // (1024 * 1024)} MB per request)"), "error")
+        return redirect(request.referrer if _same_site(request.referrer) else url_for("inbox.index"))
 
     @app.errorhandler(ActionError)
     def action_error(err: ActionError):
@@ -71,7 +79,8 @@ def register(app: Flask) -> None:
         if wants_json():
             return jsonify(error=err.code, message=err.message, details=_plain(err.details)), status
         if status == 409:
-            flash(f"操作未生效：{err.message}。以下是最新状态。", "warning")
+            flash(tr(f"操作未生效：{err.message}。以下是最新状态。",
+                     f"Not done: {err.message}. This is the current state."), "warning")
         else:
             flash(err.message, "error")
         return redirect(request.referrer if _same_site(request.referrer) else url_for("inbox.index"))
@@ -100,6 +109,16 @@ def log_refusal(event: str, reason: str | None, **details: object) -> None:
                      ip=(request.remote_addr or "")[:64], outcome="refused", reason=reason,
                      method=request.method, path=request.path[:200], endpoint=request.endpoint,
                      **{k: v for k, v in details.items() if v is not None})
+
+
+SIGN_IN_FIRST = "Please sign in first"
+ERRORS = (  # code, title, message (Chinese, English)
+    (403, ("无权访问", "Not allowed"), ("您没有权限查看或操作此内容。", "You may not see or do this.")),
+    (404, ("未找到", "Not found"), ("您访问的内容不存在，或您无权查看。", "This does not exist, or you may not see it.")),
+    (500, ("系统错误", "Server error"), ("系统出现错误，操作未生效。请稍后重试或联系管理员。",
+                                     "Something went wrong and nothing was changed. Try again later "
+                                     "or contact the administrator.")),
+)
 
 
 def _same_site(url: str | None) -> bool:

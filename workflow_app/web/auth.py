@@ -8,7 +8,6 @@ code. Wrong codes count towards the same lock as wrong passwords.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -20,6 +19,7 @@ from ..extensions import limiter, login_manager
 from ..models import LoginSession, User
 from ..services import accounts, second_factor, security
 from .current import SignedIn, me
+from .pages import tr
 
 PENDING_SECONDS = 300
 
@@ -113,7 +113,7 @@ def login_code():
     if not isinstance(pending, dict) or not isinstance(pending.get("uid"), int) or \
             not 0 <= now.timestamp() - float(pending.get("at", 0)) <= PENDING_SECONDS:
         session.pop("login_pending", None)
-        flash("请重新输入用户名和密码", "warning")
+        flash(tr("请重新输入用户名和密码", "Enter your user name and password again"), "warning")
         return redirect(url_for("auth.login"))
     form = CodeForm()
     error = None
@@ -169,7 +169,7 @@ def act_as():
     user = me()
     department, role = request.form.get("department", ""), request.form.get("role", "")
     if not user.holds(department, role):
-        flash(_("您不在该部门担任该角色"), "error")
+        flash(tr("您不在该部门担任该角色", "You do not hold that role in that department"), "error")
         return redirect(request.referrer or url_for("inbox.index"))
     svc = services()
     with svc.db.write() as s:
@@ -229,6 +229,6 @@ def change_password():
                     flash(error, "error")
                     return redirect(url_for("auth.login"))
                 if error is None:
-                    flash("密码已修改", "success")
+                    flash(tr("密码已修改", "Password changed"), "success")
                     return redirect(url_for("inbox.index"))
     return render_template("auth/password.html", form=form, error=error), 422 if error else 200

@@ -308,7 +308,7 @@ def dossier_pdf(iid: int):
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), kind="dossier_pdf",
                      instance_id=iid, events=d.check.recorded, head=d.check.head,
                      verified=d.check.ok, bytes=len(pdf), cjk_font=not font_missing)
-    return _download(pdf, "application/pdf", f"parkflow-dossier-{iid}-{now:%Y%m%d%H%M}.pdf")
+    return _download(pdf, "application/pdf", f"parkflow-dossier-{iid}-{labels.local(now):%Y%m%d%H%M}.pdf")
 
 
 # ---------------------------------------------------------------- XLSX
@@ -341,7 +341,7 @@ def export_xlsx():
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(),
                      kind="decisions_xlsx", criteria=record, rows=count, bytes=len(data))
     return _download(data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     f"parkflow-decisions-{now:%Y%m%d%H%M}.xlsx")
+                     f"parkflow-decisions-{labels.local(now):%Y%m%d%H%M}.xlsx")
 
 
 def _download(data: bytes, mimetype: str, filename: str) -> Response:

@@ -5,6 +5,7 @@ Visible to the system administrator and to everyone holding a membership; the se
 audit administrators (三员分立) have their own pages."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def assign_label(spec: ProcessSpec, a: AssignSpec | None) -> str:
         else:
             cond = describe_condition(r.condition.source, spec.field_map, labels.english())
             parts.append(labels.pick((f"若 {cond} → {target}", f"if {cond} → {target}")))
-    return "；".join(parts)
+    return labels.semicolon().join(parts)
 
 
 def deadline_label(d: DeadlineSpec | None) -> str:
@@ -106,7 +107,7 @@ def deadline_label(d: DeadlineSpec | None) -> str:
 def step_rows(spec: ProcessSpec) -> list[StepRow]:
     rows = []
     for step in spec.steps.values():
-        returns = "、".join(labels.text(spec.steps[t].title) for t in step.return_to if t in spec.steps)
+        returns = labels.joined(labels.text(spec.steps[t].title) for t in step.return_to if t in spec.steps)
         kind = labels.pick(STEP_TYPES[step.type])
         if step.type is StepType.task:
             rows.append(StepRow(labels.text(step.title), kind, assign_label(spec, step.assign),
@@ -163,8 +164,18 @@ def detail(key: str):
 @login_required
 def validate():
     _reader()
-    directory = services().store.directory
+    directory = Path(services().store.directory)
     catalogue = load_catalogue([directory])
-    problems = [(Path(p.file).name, p) for p in catalogue.problems]
-    return render_template("definitions/validate.html", problems=problems, directory=directory,
+    # File names only: the server's directory layout is nobody's business on a page.
+    problems = [(Path(p.file).name, _without_paths(str(p.message), directory)) for p in catalogue.problems]
+    return render_template("definitions/validate.html", problems=problems,
+                           problem_lines=[p.line for p in catalogue.problems],
+                           problem_keys=[p.key for p in catalogue.problems], directory=directory.name,
                            specs=sorted(catalogue.specs.values(), key=lambda s: s.key))
+
+
+def _without_paths(message: str, directory: Path) -> str:
+    """A loader message with any absolute path cut down to the file name."""
+    for prefix in {str(directory.resolve()), str(directory)}:
+        message = message.replace(prefix + "/", "").replace(prefix, directory.name)
+    return re.sub(r"(?<![\w.])/(?:[^/\s:'\"]+/)+([^/\s:'\"]+)", r"\1", message)

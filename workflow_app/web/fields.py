@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app, request
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import FileField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from ..engine.organisation import Organisation
 from ..engine.schema import FieldType
 from ..engine.spec import FieldSpec, ProcessSpec
 from ..services import park_links
+from ..services.attachments import Policy, Upload
 from . import labels
 from .messages import field_message
 
@@ -56,10 +58,10 @@ def _input(f: FieldSpec, label: str, org: Organisation):
         return StringField(label, render_kw={"inputmode": mode, "autocomplete": "off", **required})
     if t is FieldType.date:
         return StringField(label, render_kw={"type": "date", **required})
-    if t is FieldType.attachment:
-        return StringField(label, render_kw={
-            "maxlength": f.max_length, **required,
-            "placeholder": labels.pick(("文件名或档案编号", "File name or archive reference"))})
+    if t is FieldType.attachment:  # the file itself: read from request.files (`uploads`)
+        policy = Policy.from_config(current_app.config)
+        return FileField(label, render_kw={**required, "accept": ",".join("." + e for e in policy.extensions),
+                                           "data-max-bytes": policy.max_bytes})
     if f.max_length > 200:
         return TextAreaField(label, render_kw={"maxlength": f.max_length, "rows": 3, **required})
     return StringField(label, render_kw={"maxlength": f.max_length, **required})
@@ -117,7 +119,7 @@ def submitted(form: FlaskForm, names: list[str]) -> dict:
     """What was typed, as raw values for the engine (empty inputs mean 'no value')."""
     out = {}
     for name in names:
-        if name in form:
+        if name in form and not isinstance(form[name], FileField):  # files: `uploads()`
             value = form[name].data
             out[name] = value.strip() if isinstance(value, str) else value
     return out
@@ -139,3 +141,29 @@ def editable_at(spec: ProcessSpec, step_id: str, *, resubmit: bool = False) -> l
     if resubmit:
         return [f.name for f in spec.fields]
     return [f.name for f in spec.fields if step_id in f.editable_at]
+
+
+def uploads(spec: ProcessSpec, names: list[str]) -> list[Upload]:
+    """Files chosen for the attachment fields among `names` (an empty file input is no upload)."""
+    out = []
+    for f in spec.fields:
+        if f.name in names and f.type is FieldType.attachment:
+            storage = request.files.get(f"{PREFIX}-{f.name}")
+            if storage is not None and storage.filename:
+                try:
+                    out.append(Upload(f.name, storage.filename, storage.read()))
+                finally:
+                    storage.close()  # a large upload is spooled to a temporary file
+    return out
+
+
+def has_files(spec: ProcessSpec, names: list[str]) -> bool:
+    return any(f.type is FieldType.attachment for f in spec.fields if f.name in names)
+
+
+def upload_rules() -> str:
+    """What may be uploaded, in the page language (shown under forms with attachment fields)."""
+    policy = Policy.from_config(current_app.config)
+    size = f"{policy.max_bytes / (1024 * 1024):g} MB"
+    kinds = ", ".join(policy.extensions)
+    return labels.pick((f"附件：每个文件不超过 {size}，格式 {kinds}。", f"Files: at most {size} each; {kinds}."))

@@ -3,7 +3,7 @@ search, keyset paging ("更多") and 批量同意 for steps whose definition all
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
@@ -14,7 +14,7 @@ from wtforms import SelectMultipleField
 from ..container import services
 from ..engine.errors import ActionError
 from ..engine.runtime import Request
-from ..models import ProcessInstance, Task, TrailEvent
+from ..models import ProcessDefinition, ProcessInstance, Task, TrailEvent
 from ..services import queries
 from . import labels
 from .current import me
@@ -33,6 +33,9 @@ TABS = (  # key, Chinese, English
     ("cc", "抄送我的", "CC'd to me"),
     ("started", "我发起的", "Started by me"),
 )
+
+
+FILTER_ARGS = ("q", "process", "step", "department", "due", "since", "until")
 
 
 class BulkForm(FlaskForm):
@@ -56,16 +59,50 @@ class Row:
         return self.item.task_id or self.item.instance_id
 
 
-def _fetch(s, tab: str, user, before: int | None, search: str | None, limit: int):
+def _fetch(s, tab: str, user, before: int | None, search: str | None, limit: int,
+           filters: queries.Filters | None = None):
+    kw = dict(before_id=before, limit=limit, search=search, filters=filters)
     if tab == "my":
-        return queries.my_tasks(s, user.id, before_id=before, limit=limit, search=search)
+        return queries.my_tasks(s, user.id, **kw)
     if tab == "queue":
-        return queries.queue_tasks(s, user.memberships, before_id=before, limit=limit, search=search)
+        return queries.queue_tasks(s, user.memberships, **kw)
     if tab == "done":
-        return queries.done_tasks(s, user.id, before_id=before, limit=limit, search=search)
+        return queries.done_tasks(s, user.id, **kw)
     if tab == "cc":
-        return queries.cc_instances(s, user.id, before_id=before, limit=limit, search=search)
-    return queries.started_instances(s, user.id, before_id=before, limit=limit, search=search)
+        return queries.cc_instances(s, user.id, **kw)
+    return queries.started_instances(s, user.id, **kw)
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def filters_from(args, now: datetime) -> queries.Filters:
+    """The filters in the query string (unknown or malformed values are ignored, not errors)."""
+    def short(name: str) -> str | None:
+        return (args.get(name) or "").strip()[:64] or None
+    due = args.get("due")
+    return queries.Filters(process=short("process"), step=short("step"), department=short("department"),
+                           due=due if due in queries.DUE_STATES else None,
+                           since=_day(args.get("since")), until=_day(args.get("until")), now=now)
+
+
+def _filter_choices(s, f: queries.Filters) -> dict:
+    """What the filter selects offer: the processes (latest titles), the steps of the chosen
+    process, the departments of the organisation."""
+    svc = services()
+    processes, steps = [], []
+    for row in s.scalars(select(ProcessDefinition).where(ProcessDefinition.is_latest.is_(True))
+                         .order_by(ProcessDefinition.key)):
+        spec = svc.store.spec(s, row.id)
+        processes.append((row.key, labels.text(spec.title)))
+        if row.key == f.process:
+            steps = [(st.id, labels.text(st.title)) for st in spec.steps.values()]
+    departments = [(d.code, labels.text(d.name)) for d in svc.store.organisation.departments.values()]
+    return {"processes": processes, "steps": steps, "departments": departments}
 
 
 def _rows(s, items: list[queries.InboxRow], tab: str, user_id: int, now: datetime) -> list[Row]:
@@ -107,12 +144,16 @@ def index():
     before = request.args.get("before", type=int)
     svc = services()
     now = svc.clock()
+    filters = filters_from(request.args, now)
     with svc.db.read() as s:
-        items = _fetch(s, tab, user, before, search, PAGE + 1)
+        items = _fetch(s, tab, user, before, search, PAGE + 1, filters)
         more = len(items) > PAGE
         rows = _rows(s, items[:PAGE], tab, user.id, now)
+        choices = _filter_choices(s, filters)
+    kept = {k: v for k, v in request.args.items() if k in FILTER_ARGS and v}
     return render_template(
         "inbox/index.html", tabs=TABS, tab=tab, rows=rows, search=search or "", more=more,
+        filters=filters, choices=choices, kept=kept,
         next_before=rows[-1].key if more and rows else None, now=now,
         any_bulk=any(r.bulk for r in rows),
         is_submitter=user.has_role("submitter"))
@@ -151,7 +192,7 @@ def bulk_approve():
                                  department=department, role=role)
             done += 1
         except ActionError as err:
-            refused.append(f"{found.title}：{action_message(err)}")
+            refused.append(f"{found.title}{labels.colon()}{action_message(err)}")
     if done:
         flash(tr(f"已批量同意 {done} 项", f"Approved {done} task(s)"), "success")
     for line in refused:

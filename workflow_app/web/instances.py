@@ -7,7 +7,7 @@ Strangers get 404 (not 403), so application ids cannot be probed.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectMultipleField, StringField, TextAreaField
@@ -19,7 +19,7 @@ from ..engine.diagram import mermaid
 from ..engine.errors import ActionError, Conflict, Forbidden, InvalidAction, NotFound
 from ..engine.runtime import MAX_OPINION, Request
 from ..models import ProcessInstance, Task
-from ..services import queries, substitutions
+from ..services import attachments, queries, substitutions
 from ..services.directory import load_actor
 from . import fields as field_forms
 from . import labels
@@ -61,13 +61,21 @@ class ActionForm(FlaskForm):
     position = StringField(validators=[Optional(), Length(max=16)])  # before | after | alongside
     days = IntegerField(validators=[Optional(), NumberRange(1, MAX_EXTENSION_DAYS)])  # 延期: working days
     on_behalf_of = IntegerField(validators=[Optional()])             # 代为处理: the absent colleague
+    capacity = StringField(validators=[Optional(), Length(max=130)])  # "department:role" chosen on the form
 
 
-def capacity(user: SignedIn, department: str | None, role: str | None) -> tuple[str | None, str | None]:
+def capacity(user: SignedIn, department: str | None, role: str | None,
+             chosen: str | None = None) -> tuple[str | None, str | None]:
     """The department and role the trail records for this action: the task's own when the user
-    holds it (a reviewer acting on a reviewer's task), else the capacity they chose in the header."""
+    holds it (the task names who decides: a reviewer acting on a reviewer's task), else the
+    capacity chosen on the action's form ("department:role"), else the one chosen in the
+    header. A choice the user does not hold is ignored, never recorded."""
     if department and role and user.holds(department, role):
         return department, role
+    if chosen and ":" in chosen:
+        dept, _sep, held_role = chosen.partition(":")
+        if user.holds(dept, held_role):
+            return dept, held_role
     if user.acting_department and user.acting_role and user.holds(user.acting_department, user.acting_role):
         return user.acting_department, user.acting_role
     return None, None
@@ -117,6 +125,7 @@ def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = N
         timeline = build_timeline(s, view)
         waiting = waiting_on(view, now)
         people = people_choices(s, exclude={user.id, view.instance.submitter_id}) if panel.any_people else []
+        files = attachments.for_instance(s, iid, view.instance.form_data)
     path = view.path_taken()
     start_step = view.spec.start_step.id
     if not path or path[0] != start_step:  # the start event records where it went, not whence
@@ -133,7 +142,9 @@ def _render(iid: int, *, form: ActionForm | None = None, task_id: int | None = N
     return render_template(
         "instances/detail.html", view=view, inst=view.instance, spec=view.spec, panel=panel,
         timeline=timeline, waiting=waiting, diagram=diagram, people=people, form=posted,
-        data_rows=form_rows(view.spec, view.instance.form_data, svc.store.organisation),
+        data_rows=form_rows(view.spec, view.instance.form_data, svc.store.organisation,
+                            {f.sha256: f.filename for f in files}),
+        files=files, field_labels={f.name: labels.text(f.label) for f in view.spec.fields},
         current_step=view.spec.steps.get(view.instance.current_step), now=now,
         park_evidence=instance_evidence(view.instance, user)), status
 
@@ -167,6 +178,10 @@ def act(iid: int):
         instance = s.get(ProcessInstance, iid)
         if not _visible(s, user, instance, form.on_behalf_of.data):
             abort(404)
+        if form.on_behalf_of.data is None and not queries.takes_part(
+                s, user.id, user.memberships, instance, frozenset(svc.store.organisation.coordinators())):
+            # 合规审查 reads only (a stand-in's right to act was checked by `_visible` above)
+            raise translated(Forbidden("compliance reviewers and auditors only read applications"))
         spec = svc.store.spec(s, instance.definition_id)
         if action not in TASK_ACTIONS + INSTANCE_ACTIONS and action not in spec.custom_triggers():
             flash(tr("未知操作", "Unknown action"), "error")
@@ -176,24 +191,35 @@ def act(iid: int):
         except ActionError as err:
             raise translated(err) from err
     data = None
+    files: list[attachments.Checked] = []
     if task is not None and (action in ("approve", "reject", "submit") or action in spec.custom_triggers()):
         names = field_forms.editable_at(spec, task.step, resubmit=task.origin == "start")
         if names:
             fields_form = field_forms.field_form(spec, names, svc.store.organisation)
             data = field_forms.submitted(fields_form, names)
+            try:
+                files = attachments.check_uploads(attachments.Policy.from_config(current_app.config), spec,
+                                                  field_forms.uploads(spec, names), names)
+            except InvalidAction as err:
+                flash(tr("表单有误，请检查标出的字段", "The form has errors; see the marked fields"), "error")
+                return _render(iid, form=form, task_id=form.task_id.data,
+                               field_errors=field_forms.errors_from(err.details), status=422)
+            data = attachments.with_files(data, files)
     req = Request(action=action, task_id=form.task_id.data, opinion=form.opinion.data,
                   target=form.target.data or None, user=form.user.data,
                   users=tuple(form.users.data or ()), position=form.position.data or None, data=data,
                   days=form.days.data)
     # 批准延期 is done as the head of the task's department, whatever the task's own role is
     task_role = "head" if action == "grant_extension" else (task.role if task else None)
-    department, role = capacity(user, task.department if task else None, task_role)
+    department, role = capacity(user, task.department if task else None, task_role, form.capacity.data)
     try:
-        with svc.db.write() as s:
+        with svc.db.write() as s:  # the action and its files: one transaction
             # 代为处理: the service checks the stand-in period and the rules for both people, and
             # the trail records the stand-in as actor and the colleague as on_behalf_of
-            svc.workflow.act(s, user.id, iid, req, department=department, role=role,
-                             on_behalf_of=form.on_behalf_of.data)
+            result = svc.workflow.act(s, user.id, iid, req, department=department, role=role,
+                                      on_behalf_of=form.on_behalf_of.data,
+                                      trail_details=attachments.trail_details(files))
+            attachments.save(s, iid, result.trail_event_id, user.id, files, svc.clock())
     except InvalidAction as err:
         errors = field_forms.errors_from(err.details)
         if errors:

@@ -12,7 +12,9 @@ from flask import Flask, session
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 STATUS = {
-    "running": ("审批中", "In progress"), "approved": ("已通过", "Approved"),
+    # 办理中, not 审批中: a running application may be at a milestone, a hand-over or a
+    # rectification step that nobody "approves".
+    "running": ("办理中", "In progress"), "approved": ("已通过", "Approved"),
     "rejected": ("未通过", "Rejected"), "withdrawn": ("已撤回", "Withdrawn"), "void": ("已作废", "Void"),
     "open": ("待处理", "Open"), "waiting": ("等待中", "Waiting"), "done": ("已处理", "Done"),
     "cancelled": ("已取消", "Cancelled"),
@@ -34,6 +36,11 @@ ACTION = {
     "grant_extension": ("批准延期", "Extension granted"), "remind": ("到期提醒", "Reminder"),
     "escalate": ("逾期督办", "Escalated"), "deadline_recomputed": ("截止日期重算", "Due date recomputed"),
 }
+FIELD_TYPES = {
+    "text": ("文本", "text"), "integer": ("整数", "whole number"), "decimal": ("数值", "number"),
+    "date": ("日期", "date"), "boolean": ("是/否", "yes/no"), "enum": ("选项", "choice"),
+    "department": ("单位", "unit"), "attachment": ("附件", "file"),
+}
 ROLE_FALLBACK = {"submitter": ("项目填报人", "Submitter")}
 
 
@@ -46,6 +53,30 @@ def english() -> bool:
 
 def pick(pair: tuple[str, str]) -> str:
     return pair[1] if english() and pair[1] else pair[0]
+
+
+def field_type(code: str | None) -> str:
+    return pick(FIELD_TYPES.get(code or "", (code or "", code or "")))
+
+
+def colon() -> str:
+    return "：" if not english() else ": "
+
+
+def joined(items) -> str:
+    """A list in running text: 甲、乙 / A, B."""
+    return (", " if english() else "、").join(str(i) for i in items)
+
+
+def paren(value) -> str:
+    """An aside after a name: 张三（经信局） / Zhang San (Economy Bureau); empty stays empty."""
+    if value in (None, ""):
+        return ""
+    return f" ({value})" if english() else f"（{value}）"
+
+
+def semicolon() -> str:
+    return "; " if english() else "；"
 
 
 def status_label(code: str | None) -> str:
@@ -113,6 +144,16 @@ def format_number(value, places: int | None = None) -> str:
     return text_
 
 
+def format_filesize(n: int | None) -> str:
+    if n is None:
+        return ""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
 def format_money_wan(value) -> str:
     return f"{format_number(value)} 万元" if value not in (None, "") else ""
 
@@ -144,5 +185,7 @@ def install(app: Flask) -> None:
     app.jinja_env.filters.update(action_in=action_in, 
         status=status_label, action=action_label, department=department_name, role=role_name,
         date_cn=format_date, due_date_cn=format_due_date, datetime_cn=format_datetime, number=format_number,
-        money_wan=format_money_wan, text=text)
-    app.jinja_env.globals.update(english=english)
+        money_wan=format_money_wan, text=text, filesize=format_filesize)
+    app.jinja_env.globals.update(english=english, colon=colon, semicolon=semicolon)
+    app.jinja_env.filters.update(joined=joined, paren=paren, field_type=field_type,
+                                 basename=lambda path: str(path or "").replace("\\", "/").rsplit("/", 1)[-1])

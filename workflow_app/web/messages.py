@@ -36,6 +36,13 @@ _FIELD = (
     (r"(\S+) has no unit (.*)", r"\1 没有单元 \2"),
     (r"not vacant: (.*)", r"单元 \1 已出租或出售，不是空置房源"),
     (r"the park matched is not in the portfolio", "匹配园区不在园区台账中，无法登记入驻"),
+    (r"the file is empty", "文件为空"),
+    (r"file larger than (.*)", r"文件不能大于 \1"),
+    (r"file type not allowed \(allowed: (.*)\)", r"不允许的文件类型（允许：\1）"),
+    (r"the content is not a \.(\w+) file", r"文件内容与扩展名 .\1 不符"),
+    (r"not an attachment field", "此项不是附件字段"),
+    (r"one file per field", "每项只能上传一个文件"),
+    (r"upload a file for this field", "请上传文件"),
 )
 
 _ACTION = (
@@ -119,6 +126,8 @@ _ACTION = (
     (r"you are not standing in for that person now", "您当前不是此人的代理人"),
     (r"no such application", "申请不存在，或您无权查看"),
     (r"unknown action .*", "未知操作"),
+    (r"no such attachment", "附件不存在，或您无权查看"),
+    (r"compliance reviewers and auditors only read applications", "合规审查与审计人员只能查阅申请，不能评论、抄送或办理"),
     (r"only the system administrator can void an application", "只有系统管理员可以作废申请"),
     (r"a reason is required to void an application", "作废申请需要填写原因"),
 )

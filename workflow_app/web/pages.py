@@ -35,7 +35,7 @@ def tr(zh: str, en: str = "") -> str:
 
 
 def register_pages(app: Flask) -> None:
-    from . import calendar_admin, compliance, definitions, inbox, instances, portfolio, start
+    from . import calendar_admin, compliance, definitions, files, inbox, instances, portfolio, start
 
     app.register_blueprint(inbox.bp)
     app.register_blueprint(start.bp)
@@ -44,6 +44,7 @@ def register_pages(app: Flask) -> None:
     app.register_blueprint(compliance.bp)
     app.register_blueprint(portfolio.bp)
     app.register_blueprint(calendar_admin.bp)
+    app.register_blueprint(files.bp)
     app.jinja_env.globals.update(tr=tr, button=button)
     from . import security; security.register(app)  # noqa: E702  /security pages + the gate (三员, 2FA, expiry)
     from . import notifications; notifications.register(app)  # noqa: E702  /notifications, /sla, unread badge, days_left

@@ -23,6 +23,7 @@ from ..engine.state import InstanceState, InstanceStatus, Origin, TaskState, Tas
 from ..models import Task, User
 from ..services import substitutions
 from ..services.directory import SqlDirectory, load_actor
+from ..services import queries
 from ..services.queries import InstanceView
 from . import fields as field_forms
 from . import labels
@@ -203,7 +204,9 @@ def build_panel(s: Session, view: InstanceView, user: SignedIn, org: Organisatio
     coordinator = any(d in set(org.coordinators()) for d, _r in user.memberships)
     panel.urge = (is_submitter or coordinator) and any(
         t.status is TaskStatus.open and t.origin is not Origin.start for t in state.tasks)
-    panel.comment = panel.cc = True
+    # read-only viewers (合规审查, audit) neither comment nor copy others in
+    panel.comment = panel.cc = queries.takes_part(s, user.id, user.memberships, inst,
+                                                      frozenset(org.coordinators()))
     if is_submitter and not panel.decide:
         panel.note = labels.pick(("您是发起人，不能审批自己的申请", "You started this application and cannot approve it"))
     return panel
@@ -221,5 +224,5 @@ def people_choices(s: Session, *, exclude: set[int]) -> list[tuple[int, str]]:
         units = dict.fromkeys(labels.text(org.departments[m.department_code].name)
                               if m.department_code in org.departments else m.department_code
                               for m in u.memberships)
-        out.append((u.id, f"{u.display_name}（{'、'.join(units)}）" if units else u.display_name))
+        out.append((u.id, u.display_name + labels.paren(labels.joined(units))))
     return out

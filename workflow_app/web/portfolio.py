@@ -285,7 +285,7 @@ def export():
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=_ip(), kind="parks_xlsx",
                      bytes=len(data))
     response = Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Content-Disposition"] = f'attachment; filename="parkflow-parks-{now:%Y%m%d%H%M}.xlsx"'
+    response.headers["Content-Disposition"] = f'attachment; filename="parkflow-parks-{labels.local(now):%Y%m%d%H%M}.xlsx"'
     return response
 
 

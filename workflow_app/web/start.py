@@ -3,7 +3,7 @@ definition's fields (`/processes/<key>/start`). The engine validates; its per-fi
 shown beside the inputs."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from wtforms import SelectChoice, SelectField
 from ..container import services
 from ..engine.errors import ActionError, InvalidAction, NotFound
 from ..models import ProcessDefinition
+from ..services import attachments
 from . import fields as field_forms
 from . import labels
 from .current import SignedIn, me
@@ -64,9 +65,15 @@ def start(key: str):
     errors: dict[str, str] = {}
     if wrapper.validate_on_submit():
         try:
+            # The files are checked before the transaction; stored in it, with the start event
+            # naming each one (field, name, size, sha256): one action, one transaction.
+            files = attachments.check_uploads(attachments.Policy.from_config(current_app.config), spec,
+                                              field_forms.uploads(spec, names), names)
+            data = attachments.with_files(field_forms.submitted(form, names), files)
             with svc.db.write() as s:
-                result = svc.workflow.start(s, user.id, key, field_forms.submitted(form, names),
-                                            department=wrapper.department.data)
+                result = svc.workflow.start(s, user.id, key, data, department=wrapper.department.data,
+                                            trail_details=attachments.trail_details(files))
+                attachments.save(s, result.instance_id, result.trail_event_id, user.id, files, svc.clock())
         except InvalidAction as err:
             errors = field_forms.errors_from(err.details)
             flash(tr("表单有误，请检查标出的字段", "The form has errors; see the marked fields")
@@ -80,7 +87,8 @@ def start(key: str):
         flash(tr("请选择以哪个单位发起", "Choose the unit you submit for"), "error")
     status = 422 if wrapper.is_submitted() else 200
     return render_template("start/form.html", spec=spec, key=key, wrapper=wrapper,
-                           fields=field_forms.shown(form, spec, names, errors)), status
+                           fields=field_forms.shown(form, spec, names, errors),
+                           upload_rules=field_forms.upload_rules() if field_forms.has_files(spec, names) else ""), status
 
 
 def _unit_name(code: str) -> str:

@@ -121,7 +121,7 @@ def build_timeline(s: Session, view: InstanceView) -> list[Entry]:
             notes.append(pick((f"意见交回 {names[d['owner']]}", f"back to {names[d['owner']]}")))
         elif e.action in ("add_signer", "remove_signer") and names.get(d.get("user")):
             where = pick(POSITIONS.get(d.get("position"), ("", "")))
-            notes.append(f"{names[d['user']]}" + (f"（{where}）" if where else ""))
+            notes.append(f"{names[d['user']]}" + labels.paren(where))
         elif e.action == "cc":
             notes.append(pick(("抄送：", "to: ")) + "、".join(names.get(u, str(u)) for u in d.get("users", [])))
         notes.extend(clock_notes(e.action, d))
@@ -209,11 +209,16 @@ def display_value(f, value, org: Organisation) -> str:
     return str(value)
 
 
-def form_rows(spec: ProcessSpec, data: dict, org: Organisation) -> list[tuple[str, str, bool]]:
-    """(label, value, long) for every filled-in field, in definition order."""
+def form_rows(spec: ProcessSpec, data: dict, org: Organisation,
+              files: dict[str, str] | None = None) -> list[tuple[str, str, bool]]:
+    """(label, value, long) for every filled-in field, in definition order; an uploaded file
+    (`sha256:<hex>`) shows as its file name (`files`: sha256 -> name)."""
     rows = []
     for f in spec.fields:
         value = display_value(f, (data or {}).get(f.name), org)
+        if f.type is FieldType.attachment and value.startswith("sha256:"):
+            sha = value[7:]
+            value = f"{(files or {}).get(sha, '')} · sha256 {sha[:12]}…".lstrip(" ·")
         if value:
             rows.append((labels.text(f.label), value, len(value) > 40))
     return rows

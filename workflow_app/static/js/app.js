@@ -85,9 +85,26 @@
           clusterBkg: "#f7f8fa",
           clusterBorder: "#dee0e3"
         },
-        flowchart: { curve: "basis", padding: 12, useMaxWidth: true }
+        // Wider spacing: two conditional edges leaving one step (同意 · 金额 ≥ … / 同意 · 方式 属于 …)
+        // put their labels side by side; at the default 50 px they overlapped.
+        flowchart: { curve: "basis", padding: 12, useMaxWidth: true, nodeSpacing: 120, rankSpacing: 70,
+                     wrappingWidth: 220 },
+        themeCSS: ".edgeLabel, .edgeLabel rect, .edgeLabel p { background-color: rgba(255,255,255,0.92) !important; }"
       });
       window.mermaid.run({ querySelector: "pre.mermaid" });
+    }
+  });
+})();
+
+// Inbox filters: choosing a process reloads the list, so its steps can be offered.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el && el.matches && el.matches("select[data-autosubmit]") && el.form) {
+      var step = el.form.querySelector("select[name=step]");
+      if (step) { step.value = ""; }
+      el.form.submit();
     }
   });
 })();
