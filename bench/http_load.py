@@ -65,15 +65,27 @@ def make_tokens(url: str, people: People) -> tuple[str, list[list[str]]]:
         db.dispose()
 
 
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _empty_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
 class Server:
     """gunicorn -w 2 on 127.0.0.1:<free port>, our own child; stopped by pid."""
 
     def __init__(self, url: str, defs: str, workers: int = 2):
         self.port = _free_port()
+        # The production configuration, which refuses to start without a shared rate-limit store:
+        # Redis database BENCH_REDIS_DB (default 15, emptied first, so no stale counters and no
+        # keys shared with the test suite's database 0).
+        redis_url = REDIS_URL
+        _empty_redis(redis_url)
         env = dict(os.environ, DATABASE_URL=url, PROCESS_DEFS=defs, PARKFLOW_CONFIG="prod",
-                   SECRET_KEY=secrets.token_hex(16), PYTHONPATH=str(ROOT))
-        if not os.environ.get("BENCH_HTTP_REDIS"):
-            env.pop("REDIS_URL", None)  # in-process limiter storage: no shared state with other users of Redis
+                   SECRET_KEY=secrets.token_hex(16), REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
         WORK_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = WORK_DIR / "gunicorn.log"
         self.log = open(self.log_path, "w")
@@ -252,7 +264,7 @@ def run(url: str, people: People, defs: str, instances: int, budget_s: float, th
                 "load_client_cpu_us_per_act": (cpu1[2] - cpu0[2]) / n_acts * 1e6,
                 "truncated": act_trunc, "client_threads": threads, "gunicorn_workers": 2,
                 "instances": instances, "port": port,
-                "limiter_storage": "redis" if os.environ.get("BENCH_HTTP_REDIS") else "memory"}
+                "limiter_storage": "redis"}
     finally:
         server.stop()
 
