@@ -23,6 +23,8 @@ down_revision: Union[str, Sequence[str], None] = '0008_engine'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+# The hash is restated here, not imported: a migration must keep producing what it produced when
+# it was written, whatever the application code later becomes (tests check both agree today).
 GENESIS = "0" * 64
 FIELDS = ("seq", "created_at", "user_id", "username", "ip", "event", "outcome", "details")
 

@@ -32,14 +32,20 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def event_hash(prev_hash: str, event: Mapping[str, object]) -> str:
-    digest = hashlib.sha256(_FORMAT)
+def chained_hash(format_tag: bytes, prev_hash: str, row: Mapping[str, object], fields: tuple[str, ...]) -> str:
+    """sha256 over a format tag, the previous hash and each field length-prefixed (so no two
+    different rows share a preimage); the one hash of every chain (trail, security log)."""
+    digest = hashlib.sha256(format_tag)
     digest.update(prev_hash.encode())
-    for name in HASHED_FIELDS:
-        encoded = _text(event.get(name)).encode("utf-8")
+    for name in fields:
+        encoded = _text(row.get(name)).encode("utf-8")
         digest.update(b"%d:" % len(encoded))
         digest.update(encoded)
     return digest.hexdigest()
+
+
+def event_hash(prev_hash: str, event: Mapping[str, object]) -> str:
+    return chained_hash(_FORMAT, prev_hash, event, HASHED_FIELDS)
 
 
 def form_hash(data: Mapping[str, object]) -> str:

@@ -68,13 +68,7 @@ def create_administrator(session: Session, username: str, display_name: str, rol
     username, display_name = (username or "").strip(), (display_name or "").strip()
     if role not in ADMIN_ROLES:
         raise AdminRefused(f"role must be one of {', '.join(ADMIN_ROLES)}")
-    if not (2 <= len(username) <= 64) or any(c not in string.ascii_letters + string.digits + "._-"
-                                             for c in username):
-        raise AdminRefused("用户名为 2–64 位字母、数字、点、下划线或连字符")
-    if not (1 <= len(display_name) <= 100) or "\x00" in display_name:
-        raise AdminRefused("姓名为 1–100 个字符")
-    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
-        raise AdminRefused("该用户名已存在")
+    _check_new_account(session, username, display_name)
     problems = password_problems(password, username, policy)
     if problems:
         raise AdminRefused("；".join(problems))
@@ -87,11 +81,8 @@ def create_administrator(session: Session, username: str, display_name: str, rol
     return user
 
 
-# ---------------------------------------------------------------- system administrator
-def create_user(session: Session, by: User, username: str, display_name: str, *, now: datetime,
-                policy: Policy, email: str | None = None, ip: str = "") -> tuple[User, str]:
-    _require(by, "system")
-    username, display_name = (username or "").strip(), (display_name or "").strip()
+def _check_new_account(session: Session, username: str, display_name: str) -> None:
+    """The rules every new account's name follows, whoever creates it."""
     if not (2 <= len(username) <= 64) or any(c not in string.ascii_letters + string.digits + "._-"
                                              for c in username):
         raise AdminRefused("用户名为 2–64 位字母、数字、点、下划线或连字符")
@@ -99,6 +90,14 @@ def create_user(session: Session, by: User, username: str, display_name: str, *,
         raise AdminRefused("姓名为 1–100 个字符")
     if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
         raise AdminRefused("该用户名已存在")
+
+
+# ---------------------------------------------------------------- system administrator
+def create_user(session: Session, by: User, username: str, display_name: str, *, now: datetime,
+                policy: Policy, email: str | None = None, ip: str = "") -> tuple[User, str]:
+    _require(by, "system")
+    username, display_name = (username or "").strip(), (display_name or "").strip()
+    _check_new_account(session, username, display_name)
     password = initial_password(policy)
     user = User(username=username, display_name=display_name, email=(email or None),
                 password_hash=hash_password(password), password_changed_at=now,

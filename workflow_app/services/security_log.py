@@ -16,14 +16,13 @@ true of every caller today (they log after locking what they change).
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from ..engine.trail import GENESIS, Break, _text
+from ..engine.trail import GENESIS, Break, chained_hash
 from ..models import SecurityEvent, TrailHead
 
 CHAIN = "security_log"
@@ -32,13 +31,7 @@ _FORMAT = b"parkflow-security-log-v1"
 
 
 def row_hash(prev_hash: str, row: Mapping[str, object]) -> str:
-    digest = hashlib.sha256(_FORMAT)
-    digest.update(prev_hash.encode())
-    for name in FIELDS:
-        encoded = _text(row.get(name)).encode("utf-8")
-        digest.update(b"%d:" % len(encoded))
-        digest.update(encoded)
-    return digest.hexdigest()
+    return chained_hash(_FORMAT, prev_hash, row, FIELDS)
 
 
 def _as_row(ev: SecurityEvent) -> dict:
