@@ -91,6 +91,8 @@ def test_the_sla_export_is_a_workbook_and_is_logged(app, people, clock):
     clock.now = datetime(2026, 3, 11, 1, 0, tzinfo=timezone.utc)
     response = as_user(app, "sasac").get("/sla/export.xlsx?date_from=2026-01-01&date_to=2026-03-31")
     assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    # the file is named in Beijing time: 01:00 UTC is 09:00 in Zhenhai
+    assert 'filename="parkflow-sla-202603110900.xlsx"' in response.headers["Content-Disposition"]
     book = load_workbook(io.BytesIO(response.data))
     assert book.sheetnames == ["按部门", "按流程", "环节用时", "逾期清单（红牌）", "即将到期（黄牌）", "说明"]
     red = book["逾期清单（红牌）"]

@@ -21,6 +21,7 @@ from ..container import services
 from ..engine.errors import NotFound
 from ..models import User
 from ..services import accounts, sla_report
+from . import labels
 from .current import SignedIn, me
 from .pages import tr
 
@@ -114,6 +115,6 @@ def export():
         accounts.log(s, "export", now=now, user=s.get(User, user.id), ip=(request.remote_addr or "")[:64],
                      kind="sla_xlsx", criteria=_args(form), bytes=len(data))
     response = Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Content-Disposition"] = f'attachment; filename="parkflow-sla-{now:%Y%m%d%H%M}.xlsx"'
+    response.headers["Content-Disposition"] = f'attachment; filename="parkflow-sla-{labels.local(now):%Y%m%d%H%M}.xlsx"'
     response.headers["Cache-Control"] = "no-store"
     return response
