@@ -48,9 +48,7 @@ def case(app, people):
 def _pages(iid: int):
     return ["/", "/?tab=queue", "/?tab=done", "/?tab=cc", "/?tab=started", "/processes",
             "/processes/quick_check/start", f"/instances/{iid}", "/definitions", "/definitions/quick_check",
-            "/instances/999999"]
-# /notifications is left out: a notification's title and body are stored as Chinese text when it
-# is written (services/notify.py, also the e-mail), so they need translating at the source.
+            "/instances/999999", "/notifications"]
 
 
 def test_english_pages_show_no_chinese(app, people, case):
@@ -62,6 +60,10 @@ def test_english_pages_show_no_chinese(app, people, case):
             if found:
                 leaks.append(f"{who} {url}: {sorted(set(found))}")
     assert not leaks, "\n".join(leaks)
+    # the notices checked above are there, read back in English (stored Chinese for the e-mail)
+    notices = text(english(as_user(app, "promo1")).get("/notifications"))
+    assert f"New task: {SUBJECT}" in notices and "Step: " in notices and "Application no. " in notices
+    assert "Due before 20" in notices
 
 
 def test_english_messages(app, people, case):

@@ -9,6 +9,7 @@ e-mail); the SLA sweeper sends those later (outbox), so an action never waits fo
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -116,6 +117,39 @@ def _body(kind: str, state: InstanceState, effect: Effect, task: TaskState | Non
         lines.append(f"意见：{effect.trail.opinion}")
     lines.append(f"申请编号：{state.id}")
     return "\n".join(lines)
+
+
+# The stored notice is Chinese (it is also the e-mail, and district staff read Chinese); a reader
+# who switched the pages to English gets it read back line by line. The patterns are exactly the
+# lines `_body` writes, so the two stay side by side here.
+_OUTCOMES_EN = {"已通过": "approved", "未通过": "rejected", "已撤回": "withdrawn", "已作废": "void"}
+_LINES_EN = (
+    (re.compile(r"^环节：(.*)$"), lambda m, steps: f"Step: {steps.get(m[1], m[1])}"),
+    (re.compile(r"^结果：(.*)$"), lambda m, _steps: f"Outcome: {_OUTCOMES_EN.get(m[1], m[1])}"),
+    (re.compile(r"^办理期限：(\d+)年(\d+)月(\d+)日 (\d\d:\d\d)前(（暂定）)?$"),
+     lambda m, _steps: f"Due before {m[1]}-{int(m[2]):02d}-{int(m[3]):02d} {m[4]}" + (" (provisional)" if m[5] else "")),
+    (re.compile(r"^延期 (\S+) 个工作日$"), lambda m, _steps: f"Extended by {m[1]} working days"),
+    (re.compile(r"^申请延期 (\S+) 个工作日$"), lambda m, _steps: f"{m[1]} working days of extension requested"),
+    (re.compile(r"^意见：(.*)$"), lambda m, _steps: f"Opinion: {m[1]}"),
+    (re.compile(r"^申请编号：(.*)$"), lambda m, _steps: f"Application no. {m[1]}"),
+)
+
+
+def in_english(kind: str, title: str, body: str, steps: dict[str, str] | None = None) -> tuple[str, str]:
+    """The notice's title and body for an English page: the wording translated, step names by
+    `steps` (Chinese title -> English title of the definition), the application's own words (its
+    title, opinions) kept as written."""
+    prefix = TITLES.get(kind, "{title}").split("{title}")[0]
+    if prefix and title.startswith(prefix):
+        title = f"{KIND_LABELS.get(kind, (kind, kind))[1]}: {title[len(prefix):]}"
+    lines = []
+    for line in body.splitlines():
+        for pattern, english in _LINES_EN:
+            if (match := pattern.match(line)) is not None:
+                line = english(match, steps or {})
+                break
+        lines.append(line)
+    return title, "\n".join(lines)
 
 
 _N, _U = Notification.__table__, User.__table__

@@ -13,9 +13,10 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select, update
 
 from ..container import services
-from ..models import Notification
-from ..services.notify import KIND_LABELS
+from ..models import Notification, ProcessInstance
+from ..services.notify import KIND_LABELS, in_english
 from .current import me
+from .labels import english
 
 bp = Blueprint("notifications", __name__)
 PAGE = 50
@@ -70,10 +71,26 @@ def index():
         if before:
             q = q.where(Notification.id < before)
         rows = list(s.scalars(q.order_by(Notification.id.desc()).limit(PAGE + 1)))
-    more = len(rows) > PAGE
-    rows = rows[:PAGE]
-    return render_template("notifications/index.html", rows=rows, unread_only=unread_only,
+        more = len(rows) > PAGE
+        rows = rows[:PAGE]
+        texts = _texts(s, rows)
+    return render_template("notifications/index.html", rows=rows, texts=texts, unread_only=unread_only,
                            next_before=rows[-1].id if more else None)
+
+
+def _texts(s, rows: list[Notification]) -> dict[int, tuple[str, str]]:
+    """Each notice's (title, body) in the page's language; in English, step names come from the
+    English titles of the application's own definition version."""
+    if not english():
+        return {n.id: (n.title, n.body or "") for n in rows}
+    store = services().store
+    steps: dict[str, str] = {}
+    ids = {n.instance_id for n in rows if n.instance_id}
+    for definition_id in set(s.scalars(select(ProcessInstance.definition_id).where(ProcessInstance.id.in_(ids)))):
+        for step in store.spec(s, definition_id).steps.values():
+            if step.title.en:
+                steps.setdefault(step.title.zh, step.title.en)
+    return {n.id: in_english(n.kind, n.title, n.body or "", steps) for n in rows}
 
 
 def _mine(s, notification_id: int, user_id: int) -> Notification:
