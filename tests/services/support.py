@@ -73,3 +73,24 @@ def events(db: Database, instance_id: int | None) -> list[TrailEvent]:
 def count_events(db: Database) -> int:
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(TrailEvent))
+
+
+def portfolio_env(db: Database, clock, now, people: dict):
+    """The shipped definitions and the demo portfolio synced at `now`, with `people` created: the
+    setting of the portfolio's service tests (admission links, monitoring)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from workflow_app.domain.portfolio import load_file
+    from workflow_app.domain.portfolio_store import load_portfolio
+    from workflow_app.engine.calendar import WorkingCalendar
+
+    root = Path(__file__).resolve().parents[2]
+    clock.now = now
+    store = DefinitionStore(root / "process_defs")
+    workflow = Workflow(store, WorkingCalendar.from_directory(root / "process_defs" / "calendars"), clock)
+    with db.write() as s:
+        store.sync(s, clock())
+        load_portfolio(s, load_file(org=store.organisation))
+        created = create_people(s, people)
+    return SimpleNamespace(db=db, workflow=workflow, people=created, clock=clock)

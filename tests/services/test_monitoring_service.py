@@ -5,28 +5,22 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
 from config import TestConfig
 from tests.factories import create_people
+from tests.services.support import portfolio_env
 from workflow_app.domain.monitoring import load_rules
-from workflow_app.domain.portfolio import load_file, whole_percent
-from workflow_app.domain.portfolio_store import load_portfolio
-from workflow_app.engine.calendar import WorkingCalendar
+from workflow_app.domain.portfolio import whole_percent
 from workflow_app.engine.runtime import Request
 from workflow_app.models import Park, ParkIndicator, ParkWarning, ProcessInstance, Task, TrailEvent
 from workflow_app.services import trail
-from workflow_app.services.definitions import DefinitionStore
 from workflow_app.services.matching import (homogeneity_for_park, homogeneity_from_form,
                                             match_units, needs_from_form)
 from workflow_app.services.monitoring import RECTIFICATION, dashboard_figures, evaluate_period
-from workflow_app.services.workflow import Workflow
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 5, 2, 0, tzinfo=timezone.utc)
 # The owner groups' people; Haijiang has no 项目填报人 until a test adds one.
 PEOPLE = {
@@ -44,14 +38,7 @@ RED = dict(occupancy_rate=Decimal("0.45"), occupancy_by_floor={"1": 0.9, "2": 0.
 
 @pytest.fixture
 def env(db, clock):
-    clock.now = NOW
-    store = DefinitionStore(ROOT / "process_defs")
-    workflow = Workflow(store, WorkingCalendar.from_directory(ROOT / "process_defs" / "calendars"), clock)
-    with db.write() as s:
-        store.sync(s, clock())
-        load_portfolio(s, load_file(org=store.organisation))
-        people = create_people(s, PEOPLE)
-    return SimpleNamespace(db=db, workflow=workflow, people=people, clock=clock)
+    return portfolio_env(db, clock, NOW, PEOPLE)
 
 
 def evaluate(env, period):

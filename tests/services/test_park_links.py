@@ -5,27 +5,19 @@ application naming a park gets the park's code as subject_ref (start, sub-proces
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
-from tests.factories import create_people
+from tests.services.support import portfolio_env
 from workflow_app import demo
-from workflow_app.domain.portfolio import load_file
-from workflow_app.domain.portfolio_store import load_portfolio
-from workflow_app.engine.calendar import WorkingCalendar
 from workflow_app.engine.errors import InvalidAction
 from workflow_app.engine.runtime import Request
 from workflow_app.models import (Building, Enterprise, Park, ParkIndicator, ParkWarning,
                                  ProcessInstance, Task, Tenancy, TrailEvent, Unit)
 from workflow_app.services import trail
-from workflow_app.services.definitions import DefinitionStore
 from workflow_app.services.monitoring import RECTIFICATION, evaluate_period
-from workflow_app.services.workflow import Workflow
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 5, 2, 0, tzinfo=timezone.utc)
 # the demo organisation's people (every body the shipped processes route to) and an administrator
 PEOPLE = {**{p.username: list(p.memberships) for p in demo.PEOPLE if not p.admin_role}, "sysadmin": []}
@@ -33,14 +25,7 @@ PEOPLE = {**{p.username: list(p.memberships) for p in demo.PEOPLE if not p.admin
 
 @pytest.fixture
 def env(db, clock):
-    clock.now = NOW
-    store = DefinitionStore(ROOT / "process_defs")
-    workflow = Workflow(store, WorkingCalendar.from_directory(ROOT / "process_defs" / "calendars"), clock)
-    with db.write() as s:
-        store.sync(s, clock())
-        load_portfolio(s, load_file(org=store.organisation))
-        people = create_people(s, PEOPLE)
-    return SimpleNamespace(db=db, workflow=workflow, people=people, clock=clock)
+    return portfolio_env(db, clock, NOW, PEOPLE)
 
 
 def start(env, who, key, data, department):

@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 
+from config import RANGES
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -32,17 +33,18 @@ CACHE_SECONDS = 30
 SECOND_FACTOR_DEPARTMENTS = frozenset({"sasac"})
 SECOND_FACTOR_ROLES = frozenset({"compliance"})
 
-# What the security administrator may set, and how far: (lowest, highest). Each range stops at
-# the level-3 figure, so a setting can only be as strict or stricter (PITFALLS.md, 等保 2.0).
+# What the security administrator may set, and how far: (lowest, highest). The ranges are the
+# deployment's own (config.RANGES: each stops at the level-3 figure, PITFALLS.md, 等保 2.0), so a
+# setting can only be as strict or stricter, and the two can never disagree.
 BOUNDS: dict[str, tuple[int, int]] = {
-    "min_length": (8, 64),
+    "min_length": RANGES["PASSWORD_MIN_LENGTH"],
     "classes": (3, 4),
-    "max_failures": (3, 5),
-    "lock_minutes": (30, 1440),
-    "idle_minutes": (5, 30),
-    "admin_idle_minutes": (5, 15),
-    "absolute_hours": (1, 12),
-    "max_age_days": (30, 90),
+    "max_failures": RANGES["LOGIN_MAX_FAILURES"],
+    "lock_minutes": RANGES["LOGIN_LOCK_MINUTES"],
+    "idle_minutes": RANGES["SESSION_IDLE_MINUTES"],
+    "admin_idle_minutes": RANGES["ADMIN_IDLE_MINUTES"],
+    "absolute_hours": RANGES["SESSION_ABSOLUTE_HOURS"],
+    "max_age_days": RANGES["PASSWORD_MAX_AGE_DAYS"],
 }
 LABELS = {  # zh, en — shown on the policy page and in the log
     "min_length": ("密码最短长度", "Minimum password length"),
